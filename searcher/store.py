@@ -1,0 +1,265 @@
+"""SQLite store: the source of truth for documents, chunks and their vectors.
+
+Every write transaction bumps a *generation* number. Chunks remember the generation that added
+them and deleted chunks leave a tombstone with the generation that removed them, so a vector
+index saved at generation g can be brought up to date from here without a rebuild.
+The schema is documented in docs/format.md.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .records import Chunk, Document
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id    TEXT NOT NULL UNIQUE,
+    source    TEXT NOT NULL CHECK (source IN ('file', 'api')),
+    path      TEXT,
+    size      INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
+    sha256    TEXT NOT NULL,
+    metadata  TEXT NOT NULL DEFAULT '{}',
+    gen       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    document    INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ord         INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    text_hash   BLOB NOT NULL,
+    start_char  INTEGER NOT NULL,
+    end_char    INTEGER NOT NULL,
+    start_line  INTEGER NOT NULL,
+    end_line    INTEGER NOT NULL,
+    n_tokens    INTEGER NOT NULL,
+    gen         INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document);
+CREATE INDEX IF NOT EXISTS chunks_gen ON chunks(gen);
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);
+CREATE TABLE IF NOT EXISTS embeddings (text_hash BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (id INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones(gen);
+CREATE TRIGGER IF NOT EXISTS chunk_tombstone AFTER DELETE ON chunks BEGIN
+    INSERT OR REPLACE INTO tombstones (id, gen)
+    VALUES (old.id, (SELECT value FROM meta WHERE key = 'generation'));
+END;
+"""
+
+
+def text_hash(text: str) -> bytes:
+    """The key of the embedding cache: equal texts share one vector."""
+    return blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+@dataclass(frozen=True)
+class DocState:
+    """What change detection needs to know of an indexed document."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A stored chunk joined with its document, as the query stage needs it."""
+
+    id: int
+    doc_id: str
+    path: str | None
+    metadata: dict[str, Any]
+    ord: int
+    text: str
+    start_char: int
+    end_char: int
+    start_line: int
+    end_line: int
+
+
+class Store:
+    """One SQLite database in WAL mode: any number of readers, one writer, each seeing whole commits."""
+
+    def __init__(self, path: Path, dim: int):
+        self.path = path
+        self.dim = dim
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+
+    @classmethod
+    def create(cls, path: Path, dim: int) -> Store:
+        store = cls(path, dim)
+        store.conn.executescript(_SCHEMA)  # idempotent: a creation cut short is simply redone
+        with store._transaction("IMMEDIATE"):
+            store.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            store.conn.execute("INSERT OR IGNORE INTO meta VALUES ('generation', 0)")
+            store.conn.execute("INSERT OR IGNORE INTO meta VALUES ('tombstones_pruned_through', 0)")
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _transaction(self, mode: str = "DEFERRED") -> Iterator[None]:
+        self.conn.execute(f"BEGIN {mode}")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def write(self, new_generation: bool = True) -> Iterator[int]:
+        """A write transaction; yields the generation that everything written in it carries.
+
+        Pass ``new_generation=False`` for housekeeping that changes no searchable content."""
+        with self._transaction("IMMEDIATE"):
+            if new_generation:
+                self.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+            yield self.generation()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[int]:
+        """A read transaction: every query inside sees the same commit. Yields its generation."""
+        with self._transaction("DEFERRED"):
+            yield self.generation()
+
+    def _meta(self, key: str) -> int:
+        return int(self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+    def generation(self) -> int:
+        return self._meta("generation")
+
+    def tombstones_pruned_through(self) -> int:
+        return self._meta("tombstones_pruned_through")
+
+    # ---- reads -------------------------------------------------------------------------------
+    def file_states(self, root: str) -> dict[str, DocState]:
+        """Indexed files at or below the folder ``root``, by path."""
+        rows = self.conn.execute(
+            "SELECT path, size, mtime_ns, sha256 FROM documents WHERE source = 'file' "
+            "AND (path = ? OR substr(path, 1, ?) = ?)", (root, len(root) + 1, root.rstrip("/") + "/"))
+        return {p: DocState(s, m, h) for p, s, m, h in rows}
+
+    def cached_vectors(self, hashes: Iterable[bytes]) -> dict[bytes, np.ndarray]:
+        out: dict[bytes, np.ndarray] = {}
+        hashes = list(dict.fromkeys(hashes))
+        for i in range(0, len(hashes), 500):
+            part = hashes[i:i + 500]
+            q = f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN ({','.join('?' * len(part))})"
+            for h, blob in self.conn.execute(q, part):
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def _vector_batches(self, where: str, args: Sequence[Any], batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        cur = self.conn.execute(
+            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.text_hash = c.text_hash "
+            f"WHERE {where} ORDER BY c.id", args)
+        while rows := cur.fetchmany(batch):
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
+            yield ids, vecs
+
+    def vectors_since(self, gen: int, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of the chunks added after generation ``gen`` (all chunks for gen < 0)."""
+        return self._vector_batches("c.gen > ?", (gen,), batch)
+
+    def removed_since(self, gen: int) -> np.ndarray:
+        rows = self.conn.execute("SELECT id FROM tombstones WHERE gen > ?", (gen,)).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def chunk_rows(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        out: dict[int, ChunkRow] = {}
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            q = ("SELECT c.id, d.doc_id, d.path, d.metadata, c.ord, c.text, c.start_char, c.end_char, "
+                 "c.start_line, c.end_line FROM chunks c JOIN documents d ON d.id = c.document "
+                 f"WHERE c.id IN ({','.join('?' * len(part))})")
+            for r in self.conn.execute(q, part):
+                out[r[0]] = ChunkRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:])
+        return out
+
+    def stats(self) -> dict[str, int]:
+        one = lambda q: int(self.conn.execute(q).fetchone()[0])  # noqa: E731
+        return {
+            "documents": one("SELECT count(*) FROM documents"),
+            "files": one("SELECT count(*) FROM documents WHERE source = 'file'"),
+            "chunks": one("SELECT count(*) FROM chunks"),
+            "vectors": one("SELECT count(*) FROM embeddings"),
+            "generation": self.generation(),
+        }
+
+    def documents(self) -> Iterator[tuple[str, str, int]]:
+        """(doc_id, source, number of chunks) of every document."""
+        yield from self.conn.execute(
+            "SELECT d.doc_id, d.source, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document = d.id "
+            "GROUP BY d.id ORDER BY d.doc_id")
+
+    # ---- writes (inside ``write()``) ----------------------------------------------------------
+    def put_document(self, doc: Document, source: str, chunks: Sequence[Chunk],
+                     vectors: dict[bytes, np.ndarray], gen: int) -> list[tuple[int, bytes]]:
+        """Insert or replace a document and its chunks; returns (chunk id, text hash) of the new chunks.
+
+        Vectors of new texts are added to the embedding cache; the caller passes a vector for every
+        chunk text the cache does not already hold.
+        """
+        self.remove_documents([doc.id])
+        cur = self.conn.execute(
+            "INSERT INTO documents (doc_id, source, path, size, mtime_ns, sha256, metadata, gen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.id, source, doc.path, doc.size, doc.mtime_ns, doc.sha256,
+             json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True), gen))
+        doc_row = cur.lastrowid
+        self.conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?)",
+                              ((h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()))
+        out = []
+        for c in chunks:
+            h = text_hash(c.text)
+            cur = self.conn.execute(
+                "INSERT INTO chunks (document, ord, text, text_hash, start_char, end_char, start_line, "
+                "end_line, n_tokens, gen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc_row, c.ord, c.text, h, c.start_char, c.end_char, c.start_line, c.end_line, c.n_tokens, gen))
+            out.append((int(cur.lastrowid), h))
+        return out
+
+    def remove_documents(self, doc_ids: Iterable[str]) -> int:
+        """Delete documents and their chunks (leaving tombstones); returns how many documents existed."""
+        n = 0
+        for doc_id in doc_ids:
+            row = self.conn.execute("SELECT id FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            if row:
+                self.conn.execute("DELETE FROM chunks WHERE document = ?", (row[0],))
+                self.conn.execute("DELETE FROM documents WHERE id = ?", (row[0],))
+                n += 1
+        return n
+
+    def touch(self, doc_id: str, size: int, mtime_ns: int) -> None:
+        """Record a new size/mtime for a file whose content hash did not change."""
+        self.conn.execute("UPDATE documents SET size = ?, mtime_ns = ? WHERE doc_id = ?", (size, mtime_ns, doc_id))
+
+    def collect_garbage(self) -> None:
+        """Drop cached vectors that no chunk uses any more."""
+        self.conn.execute("DELETE FROM embeddings WHERE text_hash NOT IN (SELECT text_hash FROM chunks)")
+
+    def prune_tombstones(self, through_gen: int) -> None:
+        """Forget deletions that a saved vector index already reflects."""
+        self.conn.execute("DELETE FROM tombstones WHERE gen <= ?", (through_gen,))
+        self.conn.execute("UPDATE meta SET value = max(value, ?) WHERE key = 'tombstones_pruned_through'",
+                          (through_gen,))
