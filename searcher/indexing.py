@@ -24,7 +24,7 @@ from .vectors import VectorIndex
 # (files done, files to read) — called as the run advances, for progress bars.
 Progress = Callable[[int, int], None]
 
-BATCH_CHUNKS = 512        # chunks to embed before a commit
+BATCH_CHUNKS = 256        # chunks to embed before a commit
 BATCH_SECONDS = 5.0       # ...or time spent reading, whichever comes first
 
 

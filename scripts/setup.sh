@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Create .venv and install searcher with its test tools. Installs the CPU build of torch first:
+# a plain `torch` requirement would otherwise pull a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q --disable-pip-version-check "${TORCH_SPEC:-torch==2.13.0}"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"

