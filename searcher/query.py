@@ -31,5 +31,5 @@ def dense_search(query_vector: np.ndarray, k: int, vectors: VectorIndex, store: 
             continue  # a vector newer than this snapshot's chunks: not part of this answer
         hits.append(Hit(id=row.doc_id, path=row.path, score=float(score), text=row.text,
                         lines=(row.start_line, row.end_line), metadata=row.metadata, chunk=row.ord,
-                        chars=(row.start_char, row.end_char)))
+                        chars=(row.start_char, row.end_char), page=row.page, heading=row.heading))
     return hits

@@ -29,6 +29,8 @@ class Chunk:
     start_line: int              # 1-based, inclusive
     end_line: int
     n_tokens: int                # model tokens, special tokens excluded
+    page: int | None = None      # 1-based page, for paged formats (PDF)
+    heading: str | None = None   # heading path, e.g. "Install > Linux", for structured formats
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,14 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
     chunk: int = 0               # the chunk's position within its document
     chars: tuple[int, int] = (0, 0)  # character offsets of the chunk within the document
+    page: int | None = None
+    heading: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "path": self.path, "score": self.score, "text": self.text,
             "lines": list(self.lines), "chunk": self.chunk, "chars": list(self.chars),
-            "metadata": self.metadata,
+            "page": self.page, "heading": self.heading, "metadata": self.metadata,
         }
 
 

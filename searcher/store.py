@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     start_line  INTEGER NOT NULL,
     end_line    INTEGER NOT NULL,
     n_tokens    INTEGER NOT NULL,
+    page        INTEGER,
+    heading     TEXT,
     gen         INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document);
@@ -88,6 +90,8 @@ class ChunkRow:
     end_char: int
     start_line: int
     end_line: int
+    page: int | None
+    heading: str | None
 
 
 class Store:
@@ -190,7 +194,7 @@ class Store:
         for i in range(0, len(ids), 500):
             part = ids[i:i + 500]
             q = ("SELECT c.id, d.doc_id, d.path, d.metadata, c.ord, c.text, c.start_char, c.end_char, "
-                 "c.start_line, c.end_line FROM chunks c JOIN documents d ON d.id = c.document "
+                 "c.start_line, c.end_line, c.page, c.heading FROM chunks c JOIN documents d ON d.id = c.document "
                  f"WHERE c.id IN ({','.join('?' * len(part))})")
             for r in self.conn.execute(q, part):
                 out[r[0]] = ChunkRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:])
@@ -234,8 +238,9 @@ class Store:
             h = text_hash(c.text)
             cur = self.conn.execute(
                 "INSERT INTO chunks (document, ord, text, text_hash, start_char, end_char, start_line, "
-                "end_line, n_tokens, gen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (doc_row, c.ord, c.text, h, c.start_char, c.end_char, c.start_line, c.end_line, c.n_tokens, gen))
+                "end_line, n_tokens, page, heading, gen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc_row, c.ord, c.text, h, c.start_char, c.end_char, c.start_line, c.end_line, c.n_tokens,
+                 c.page, c.heading, gen))
             out.append((int(cur.lastrowid), h))
         return out
 
