@@ -22,7 +22,7 @@ from .evaluation import evaluate, load_collection
 from .ingest import WalkOptions
 from .indexing import Progress, Writer, index_folder
 from .locking import WriterLock
-from .query import Mode, SearchOptions
+from .query import Fusion, Mode, SearchOptions
 from .query import search as run_query
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
@@ -224,20 +224,21 @@ class Searcher:
 
     def search(self, query: str, k: int = 10, *, mode: Mode = "hybrid", filters: Filters | dict | None = None,
                group_by_file: bool = False, min_score: float | None = None,
-               rerank: str | None = None) -> list[Hit]:
+               rerank: str | None = None, fusion: Fusion = "zscore", feedback: bool = True) -> list[Hit]:
         """The ``k`` chunks that best answer ``query``, best first.
 
         ``mode``: "hybrid" (dense and BM25 keyword candidates fused by reciprocal rank), "dense" or
         "keyword". ``filters``: a ``Filters`` or a dict of its fields (path glob, types,
         modified_after/before, metadata). ``group_by_file``: only the best chunk of each document.
-        ``rerank``: a sentence-transformers CrossEncoder that re-scores the top candidates."""
+        ``rerank``: a sentence-transformers CrossEncoder that re-scores the top candidates.
+        ``fusion`` ("zscore" or "rrf") and ``feedback`` (pseudo-relevance feedback) shape hybrid mode."""
         if isinstance(filters, dict):
             try:
                 filters = Filters(**{key: tuple(v) if key == "types" else v for key, v in filters.items()})
             except TypeError as exc:
                 raise SearcherError(f"filters: {exc}") from None
         options = SearchOptions(k=k, mode=mode, filters=filters or Filters(), group_by_file=group_by_file,
-                                min_score=min_score, rerank=rerank)
+                                min_score=min_score, rerank=rerank, fusion=fusion, feedback=feedback)
         config = self._read_config()
         store = self._open_store()
         with store.snapshot():
@@ -245,14 +246,15 @@ class Searcher:
                              store, load_reranker)
 
     def evaluate(self, collection: str | Path, modes: Sequence[Mode] = ("hybrid",), *,
-                 progress: Progress | None = None) -> dict[str, dict[str, float]]:
+                 progress: Progress | None = None, **search_options: Any) -> dict[str, dict[str, float]]:
         """Index a test collection (incrementally) and measure each search mode on its queries.
 
-        Documents are ranked by their best chunk, 100 deep; see ``searcher.evaluation``."""
+        Documents are ranked by their best chunk, 100 deep; ``search_options`` go to ``search()``
+        (e.g. fusion="rrf"). See ``searcher.evaluation`` for the metrics."""
         coll = load_collection(collection)
         self.add([text for _, text in coll.corpus], ids=[doc_id for doc_id, _ in coll.corpus], progress=progress)
-        return {mode: evaluate(lambda q, m=mode: [h.id for h in self.search(q, k=100, mode=m, group_by_file=True)],
-                               coll)
+        return {mode: evaluate(lambda q, m=mode: [h.id for h in self.search(q, k=100, mode=m, group_by_file=True,
+                                                                           **search_options)], coll)
                 for mode in modes}
 
     def info(self) -> dict[str, Any]:

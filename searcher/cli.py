@@ -157,6 +157,17 @@ class ModeChoice(str, Enum):
     keyword = "keyword"
 
 
+class FusionChoice(str, Enum):
+    zscore = "zscore"
+    rrf = "rrf"
+
+
+FusionOpt = Annotated[FusionChoice, typer.Option(
+    help="hybrid mode: zscore (weighted sum of standardised scores) or rrf (reciprocal rank fusion).")]
+FeedbackOpt = Annotated[bool, typer.Option(
+    "--feedback/--no-feedback", help="hybrid mode: move the dense query towards the best first-pass results.")]
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your own words.", show_default=False)],
@@ -185,6 +196,7 @@ def search(
     rerank: Annotated[Optional[str], typer.Option(
         help="Re-score the top candidates with this sentence-transformers CrossEncoder (name or path).",
         show_default=False)] = None,
+    fusion: FusionOpt = FusionChoice.zscore, feedback: FeedbackOpt = True,
     index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -196,7 +208,8 @@ def search(
         filters = Filters(path=path, types=tuple(type_ or ()), modified_after=_parse_when(since, "--since"),
                           modified_before=_parse_when(before, "--before"), metadata=_parse_meta(meta or []))
         hits = _searcher(index, name, model).search(query, k=k, mode=mode.value, filters=filters,
-                                                     group_by_file=group_by_file, min_score=min_score, rerank=rerank)
+                                                     group_by_file=group_by_file, min_score=min_score, rerank=rerank,
+                                                     fusion=fusion.value, feedback=feedback)
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         for rank, h in enumerate(hits, 1):
             snip = make_snippet(h.text, query)
@@ -272,6 +285,7 @@ def eval_(
     name: Annotated[Optional[str], typer.Option(
         "--name", "-n", help="Index name (default: eval-<collection folder name>); reused when it exists.",
         show_default=False)] = None,
+    fusion: FusionOpt = FusionChoice.zscore, feedback: FeedbackOpt = True,
     model: ModelOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Measure search quality on a test collection: nDCG@10, Recall@100, MRR@10, query latency."""
@@ -283,7 +297,7 @@ def eval_(
             raise SearcherError(f"--mode '{mode}': choose dense, keyword, hybrid or all")
         s = _searcher(index, name or f"eval-{collection.resolve().name}", model)
         with _progress(quiet or not sys.stderr.isatty()) as progress:
-            results = s.evaluate(collection, modes, progress=progress)
+            results = s.evaluate(collection, modes, progress=progress, fusion=fusion.value, feedback=feedback)
         if json_out:
             for m, r in results.items():
                 typer.echo(json.dumps({"collection": str(collection), "mode": m, **r}))

@@ -19,10 +19,14 @@ from .vectors import VectorIndex
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
+Fusion = Literal["zscore", "rrf"]
+FUSIONS: tuple[Fusion, ...] = ("zscore", "rrf")
 MAX_K = 10_000
 RRF_K = 60                 # the constant of reciprocal rank fusion (Cormack et al. 2009)
 MIN_CANDIDATES = 100       # candidates per leg before fusion
 RERANK_DEPTH = 50          # fused candidates handed to a cross-encoder
+PRF_DOCS = 3               # hybrid feedback: the top fused chunks whose mean vector is added to the query
+PRF_WEIGHT = 1.5           # ... with this weight relative to the query vector
 
 
 class QueryEncoder(Protocol):
@@ -40,6 +44,8 @@ class SearchOptions:
     mode: Mode = "hybrid"
     filters: Filters = field(default_factory=Filters)
     group_by_file: bool = False    # at most one hit (the best chunk) per document
+    fusion: Fusion = "zscore"      # hybrid only: how the legs' candidates are combined
+    feedback: bool = True          # hybrid only: pseudo-relevance feedback on the dense leg
     min_score: float | None = None
     rerank: str | None = None      # a sentence-transformers CrossEncoder name or path
 
@@ -53,6 +59,8 @@ def check_query(query: str, options: SearchOptions) -> str:
         raise SearcherError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
     if options.mode not in MODES:
         raise SearcherError(f"mode must be one of {', '.join(MODES)}, got {options.mode!r}")
+    if options.fusion not in FUSIONS:
+        raise SearcherError(f"fusion must be one of {', '.join(FUSIONS)}, got {options.fusion!r}")
     return query.strip()
 
 
@@ -79,6 +87,27 @@ def rrf(legs: Sequence[tuple[float, Sequence[tuple[int, float]]]]) -> list[tuple
     return sorted(fused.items(), key=lambda x: (-x[1], x[0]))
 
 
+def zscore(legs: Sequence[tuple[float, Sequence[tuple[int, float]]]]) -> list[tuple[int, float]]:
+    """Weighted sum of each leg's scores standardised over its top ``MIN_CANDIDATES`` candidates
+    (a convex combination of z-scores); a candidate missing from a leg gets the score of that leg's
+    last head candidate. Scores therefore do not depend on how deep the legs were searched.
+
+    Unlike rank fusion it keeps how far ahead a candidate is, which measured better (docs/benchmarks.md)."""
+    legs = [(w, ranked) for w, ranked in legs if w > 0 and ranked]
+    total = sum(w for w, _ in legs) or 1.0
+    fused: dict[int, float] = {}
+    floors = []
+    for weight, ranked in legs:
+        head = np.array([s for _, s in ranked[:MIN_CANDIDATES]])
+        mean, sd = float(head.mean()), float(head.std()) or 1.0
+        z = {cid: (s - mean) / sd for cid, s in ranked}
+        floor = (float(head[-1]) - mean) / sd
+        floors.append((weight / total, floor, z))
+    for cid in {cid for _, ranked in legs for cid, _ in ranked}:
+        fused[cid] = sum(w * z.get(cid, floor) for w, floor, z in floors)
+    return sorted(fused.items(), key=lambda x: (-x[1], x[0]))
+
+
 def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncoder], vectors: Callable[[], VectorIndex],
            store: Store, reranker: Callable[[str], Reranker]) -> list[Hit]:
     """Run one query; call inside a store snapshot so every leg sees the same commit."""
@@ -92,7 +121,7 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
         w_dense = dense_weight(encoder(), query)
     qvec = encoder().encode([query])[0] if options.mode != "keyword" and w_dense > 0 else None
 
-    n = max(MIN_CANDIDATES, 2 * options.k)
+    n = max(MIN_CANDIDATES, options.k)
     while True:
         dense: list[tuple[int, float]] = []
         if qvec is not None:
@@ -104,7 +133,11 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
         elif options.mode == "keyword":
             ranked = kw
         else:
-            ranked = rrf([(w_dense, dense), (1.0, kw)])
+            fuse = zscore if options.fusion == "zscore" else rrf
+            ranked = fuse([(w_dense, dense), (1.0, kw)])
+            if options.feedback and qvec is not None and ranked:
+                dense = _feedback_leg(qvec, ranked, vectors(), n, allowed)
+                ranked = fuse([(w_dense, dense), (1.0, kw)])
         rows = store.chunk_rows([cid for cid, _ in ranked[:max(n, RERANK_DEPTH)]])
         ranked = [(cid, s) for cid, s in ranked if cid in rows]
         if options.group_by_file:
@@ -119,6 +152,17 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
     if options.min_score is not None:
         hits = [h for h in hits if h.score >= options.min_score]
     return hits[:options.k]
+
+
+def _feedback_leg(qvec: np.ndarray, fused: list[tuple[int, float]], vectors: VectorIndex, n: int,
+                  allowed: np.ndarray | None) -> list[tuple[int, float]]:
+    """Dense candidates for the query moved towards its best fused results (Rocchio pseudo-relevance
+    feedback): the keyword leg's precision steers the dense leg towards the right vocabulary."""
+    top = vectors.reconstruct([cid for cid, _ in fused[:PRF_DOCS]])
+    moved = qvec + PRF_WEIGHT * top.mean(axis=0)
+    moved /= np.linalg.norm(moved) or 1.0
+    scores, ids = vectors.search(moved, n, allowed)
+    return [(int(i), float(s)) for i, s in zip(ids, scores)]
 
 
 def _best_per_document(ranked: list[tuple[int, float]], rows: dict[int, ChunkRow]) -> list[tuple[int, float]]:

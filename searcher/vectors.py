@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,10 @@ class VectorIndex:
                                         params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
+
+    def reconstruct(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these ids, one row each."""
+        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dim))
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, folder: Path, generation: int) -> Path:
