@@ -135,7 +135,7 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
         else:
             fuse = zscore if options.fusion == "zscore" else rrf
             ranked = fuse([(w_dense, dense), (1.0, kw)])
-            if options.feedback and qvec is not None and ranked:
+            if options.feedback and qvec is not None and kw:   # feedback needs the keyword leg's precision
                 dense = _feedback_leg(qvec, ranked, vectors(), n, allowed)
                 ranked = fuse([(w_dense, dense), (1.0, kw)])
         rows = store.chunk_rows([cid for cid, _ in ranked[:max(n, RERANK_DEPTH)]])

@@ -206,3 +206,17 @@ def test_eval_command_on_a_small_collection(tmp_path: Path):
     assert all(x["queries"] == 3 and x["p95_ms"] >= x["p50_ms"] > 0 for x in rows.values())
     r = run_cli("eval", str(coll), "--index", str(tmp_path / "idx"))   # reuses the index
     assert r.returncode == 0 and r.stdout.splitlines()[1].startswith("hybrid")
+
+
+def test_fusion_functions():
+    from searcher.query import rrf, zscore
+
+    dense = [(1, 0.52), (2, 0.51), (3, 0.50), (7, 0.49)]
+    kw = [(3, 12.0), (4, 2.0), (5, 1.5), (6, 1.0)]
+    fused = dict(zscore([(1.0, dense), (1.0, kw)]))
+    # 3 is close behind in dense but far ahead in keywords: z-scores keep that margin, ranks do not
+    assert max(fused, key=fused.get) == 3 and set(fused) == {1, 2, 3, 4, 5, 6, 7}
+    assert [c for c, _ in zscore([(0.0, dense), (1.0, kw)])] == [3, 4, 5, 6]   # a blind leg has no say
+    r = rrf([(1.0, dense), (1.0, kw)])
+    assert r[0] == (3, pytest.approx((1 / 63 + 1 / 61) / (2 / 61)))
+    assert r[1][0] == 1
