@@ -27,7 +27,8 @@ def test_index_json_reports_each_file_and_a_summary(built):
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     files = {Path(x["path"]).name: x for x in lines[:-1]}
     assert files["extra.txt"]["status"] == "added" and files["extra.txt"]["chunks"] == 1
-    assert files["bread.md"] == {"path": str(notes / "cooking" / "bread.md"), "status": "unchanged"}
+    assert files["bread.md"] == {"path": str(notes / "cooking" / "bread.md"), "status": "unchanged",
+                                 "kind": "markdown"}
     assert lines[-1]["summary"]["added"] == 1 and lines[-1]["summary"]["unchanged"] == 5
     r = run_cli("index", str(notes), "--index", str(idx))
     assert r.stdout.startswith("0 added, 0 updated, 6 unchanged, 0 removed, 0 skipped")
