@@ -228,3 +228,16 @@ def test_broken_notebook_is_refused():
         extract("notebook", b'{"cells": [')
     with pytest.raises(Unreadable, match="^corrupt notebook: no cells"):
         extract("notebook", json.dumps({"nbformat": 4}).encode())
+
+
+def test_html_menus_without_names_are_dropped_but_a_page_of_links_is_kept():
+    menu = "".join(f'<li><a href="/p{i}.html">Menu entry {i}</a></li>' for i in range(8))
+    body = " ".join(f"Paragraph sentence {i} explains how the library transforms documents." for i in range(8))
+    page = (f"<html><head><title>Transforms | Example Library Docs</title></head><body><table><tr>"
+            f"<td><ul>{menu}</ul></td><td><h2>Transforms</h2><p>{body}</p></td></tr></table></body></html>")
+    ex = extract("html", page.encode())
+    assert "Menu entry" not in ex.text and body in ex.text
+    # the title's site name is dropped, and a title equal to the first heading is not repeated
+    assert [b.heading for b in ex.blocks] == [("Transforms",), ("Transforms",)]
+    index = f"<html><body><h1>Index</h1><ul>{menu}</ul></body></html>"
+    assert "Menu entry 7" in extract("html", index.encode()).text

@@ -32,7 +32,7 @@ _NAV_ROLES = frozenset("navigation banner contentinfo complementary search menu 
 _BOILERPLATE = re.compile(
     r"(?:^|[-_\s])(?:nav|navbar|navigation|menu|menubar|sidebar|sphinxsidebar|breadcrumbs?|footer|"
     r"site-?header|masthead|cookies?|cookie-?banner|consent|skip-?link|skip|related|pager|pagination|"
-    r"social|share|sharing|advert|ads|banner|toc-?sidebar|doc-?sidebar)(?:$|[-_\s])", re.I)
+    r"social|share|sharing|advert|ads|banner|toc|toc-?sidebar|doc-?sidebar)(?:$|[-_\s])", re.I)
 _BLOCK_TAGS = frozenset("""p div section article main body li ul ol dl dt dd blockquote figure figcaption
 address details summary center fieldset caption hr header footer tr td th tbody thead tfoot legend
 option""".split())
@@ -69,10 +69,43 @@ def read(data: bytes, kind: str) -> Extracted:
     except (lxml.etree.ParserError, ValueError):
         raise Unreadable("no extractable text") from None
     title_el = root.find(".//title")
-    title = clean_heading(title_el.text_content()) if title_el is not None else ""
+    title = _site_title_removed(clean_heading(title_el.text_content())) if title_el is not None else ""
     _drop_boilerplate(root)
     main = _main_element(root)
-    return _Walker(title if not main.xpath(".//h1") else "").run(main)
+    _drop_link_lists(main)
+    first = next((clean_heading(h.text_content()) for h in main.iter(*_HEADINGS)), None)
+    use_title = title and not main.xpath(".//h1") and (first or "").lower() != title.lower()
+    return _Walker(title if use_title else "").run(main)
+
+
+def _site_title_removed(title: str) -> str:
+    """"Buffer | Node.js v20 Documentation" → "Buffer": the part before a site-name separator."""
+    return re.split(r"\s+[|\u2014\u2013\u00b7]\s+|\s+-\s+", title, maxsplit=1)[0].strip() if title else title
+
+
+_LINK_LIST_TAGS = ("ul", "ol", "dl", "table", "td", "div", "p", "h1", "h2", "h3", "h4", "h5", "h6", "center")
+
+
+def _drop_link_lists(main) -> None:
+    """Drop menus that no class or role names (old table layouts): blocks of at least four links
+    whose text is almost all link text. Kept when dropping them would leave the page nearly empty
+    (an index page that is all links is its own content)."""
+    total = len(_SPACE.sub("", main.text_content()))
+    doomed, dropped = [], 0
+    for el in main.iter(*_LINK_LIST_TAGS):
+        if el is main or any(a in doomed for a in el.iterancestors()):
+            continue
+        links = el.findall(".//a")
+        if len(links) < 4:
+            continue
+        text = len(_SPACE.sub("", el.text_content()))
+        linked = sum(len(_SPACE.sub("", a.text_content())) for a in links)
+        if text and linked >= 0.9 * text:
+            doomed.append(el)
+            dropped += text
+    if doomed and total - dropped >= max(200, total // 5):
+        for el in doomed:
+            _remove_keep_tail(el)
 
 
 def _drop_boilerplate(root) -> None:
