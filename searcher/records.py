@@ -110,6 +110,22 @@ def location_unit(path: str | None) -> str | None:
     return _EXTRACTED_SUFFIXES[suffix] if suffix in _EXTRACTED_SUFFIXES else "line"
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Conditions a hit's document must meet; applied inside the search, before ranking."""
+
+    path: str | None = None            # glob on the file path ('*' crosses folders); relative globs match anywhere
+    types: tuple[str, ...] = ()        # file extensions, e.g. ("md", "py")
+    modified_after: float | None = None   # POSIX seconds, inclusive
+    modified_before: float | None = None  # POSIX seconds, exclusive
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False)  # key → value (or list: any of)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.path or self.types or self.metadata or self.modified_after is not None
+                    or self.modified_before is not None)
+
+
 FileStatus = Literal["added", "updated", "unchanged", "removed", "skipped"]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .pathtext import from_db, to_db
-from .records import Chunk, Document
+from .records import Chunk, Document, Filters
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -56,11 +56,36 @@ CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);
 CREATE TABLE IF NOT EXISTS embeddings (text_hash BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tombstones (id INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones(gen);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = "unicode61 tokenchars '_.'");
 CREATE TRIGGER IF NOT EXISTS chunk_tombstone AFTER DELETE ON chunks BEGIN
     INSERT OR REPLACE INTO tombstones (id, gen)
     VALUES (old.id, (SELECT value FROM meta WHERE key = 'generation'));
+    DELETE FROM chunks_fts WHERE rowid = old.id;
 END;
 """
+
+
+def _filter_sql(f: Filters) -> tuple[str, list[Any]]:
+    """A WHERE clause over ``documents d`` for the filters (``1`` when there are none)."""
+    conds, args = [], []
+    if f.path:
+        conds.append("d.path GLOB ?")
+        args.append(f.path if f.path.startswith(("/", "*")) else "*/" + f.path)
+    if f.types:
+        conds.append("(" + " OR ".join("lower(d.path) GLOB ?" for _ in f.types) + ")")
+        args += [f"*.{t.lower().lstrip('.')}" for t in f.types]
+    if f.modified_after is not None:
+        conds.append("d.mtime_ns >= ?")
+        args.append(int(f.modified_after * 1e9))
+    if f.modified_before is not None:
+        conds.append("d.mtime_ns < ?")
+        args.append(int(f.modified_before * 1e9))
+    for key, value in f.metadata.items():
+        values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        path = '$."' + str(key).replace('"', '""') + '"'
+        conds.append(f"json_extract(d.metadata, ?) IN ({','.join('?' * len(values))})")
+        args += [path, *(int(v) if isinstance(v, bool) else v for v in values)]
+    return (" AND ".join(conds) or "1"), args
 
 
 def text_hash(text: str) -> bytes:
@@ -211,6 +236,35 @@ class Store:
             "generation": self.generation(),
         }
 
+    def api_states(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(sha256, metadata JSON) of documents added through the API, by id."""
+        out: dict[str, tuple[str, str]] = {}
+        for i in range(0, len(doc_ids), 500):
+            part = list(doc_ids[i:i + 500])
+            q = f"SELECT doc_id, sha256, metadata FROM documents WHERE doc_id IN ({','.join('?' * len(part))})"
+            out.update((d, (h, m)) for d, h, m in self.conn.execute(q, part))
+        return out
+
+    def filtered_ids(self, filters: Filters) -> np.ndarray:
+        """Ids of every chunk whose document passes ``filters``."""
+        where, args = _filter_sql(filters)
+        rows = self.conn.execute(
+            f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document WHERE {where}", args)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def keyword_search(self, match: str, n: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Up to ``n`` (chunk id, BM25 score) pairs for an FTS5 MATCH expression, best first."""
+        if filters is None or filters.empty:
+            q, args = ("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                       "ORDER BY bm25(chunks_fts) LIMIT ?", [match, n])
+        else:
+            where, fargs = _filter_sql(filters)
+            q = ("SELECT f.rowid, -bm25(chunks_fts) FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
+                 f"JOIN documents d ON d.id = c.document WHERE chunks_fts MATCH ? AND {where} "
+                 "ORDER BY bm25(chunks_fts) LIMIT ?")
+            args = [match, *fargs, n]
+        return [(int(i), float(sc)) for i, sc in self.conn.execute(q, args)]
+
     def documents(self) -> Iterator[tuple[str, str, int]]:
         """(doc_id, source, number of chunks) of every document."""
         for doc_id, source, n in self.conn.execute(
@@ -219,12 +273,12 @@ class Store:
             yield from_db(doc_id), source, n
 
     # ---- writes (inside ``write()``) ----------------------------------------------------------
-    def put_document(self, doc: Document, source: str, chunks: Sequence[Chunk],
+    def put_document(self, doc: Document, source: str, chunks: Sequence[Chunk], terms: Sequence[Sequence[str]],
                      vectors: dict[bytes, np.ndarray], gen: int) -> list[tuple[int, bytes]]:
         """Insert or replace a document and its chunks; returns (chunk id, text hash) of the new chunks.
 
-        Vectors of new texts are added to the embedding cache; the caller passes a vector for every
-        chunk text the cache does not already hold.
+        ``terms`` are each chunk's keyword-index terms. Vectors of new texts are added to the
+        embedding cache; the caller passes a vector for every chunk text the cache does not hold.
         """
         self.remove_documents([doc.id])
         cur = self.conn.execute(
@@ -244,6 +298,8 @@ class Store:
                 (doc_row, c.ord, c.text, h, c.start_char, c.end_char, c.start_line, c.end_line, c.n_tokens,
                  c.page, c.heading, gen))
             out.append((int(cur.lastrowid), h))
+        self.conn.executemany("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
+                              ((cid, " ".join(t)) for (cid, _), t in zip(out, terms)))
         return out
 
     def remove_documents(self, doc_ids: Iterable[str]) -> int:

@@ -44,12 +44,17 @@ class VectorIndex:
         if len(ids):
             self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and ids of the ``k`` nearest vectors (fewer if the index is smaller)."""
-        k = min(k, len(self))
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids of the ``k`` nearest vectors (fewer if the index is smaller), considering
+        only the ids in ``allowed`` when it is given (a FAISS ID selector: filtering inside the search)."""
+        k = min(k, len(self) if allowed is None else len(allowed))
         if k <= 0:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k)
+        params = None
+        if allowed is not None:
+            params = _faiss().SearchParameters(sel=_faiss().IDSelectorBatch(np.ascontiguousarray(allowed, np.int64)))
+        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k,
+                                        params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
