@@ -119,6 +119,8 @@ def _walk(folder: Path, rules: _IgnoreRules, options: WalkOptions) -> Iterator[F
             is_link = entry.is_symlink()
         except OSError:
             continue
+        if rules.ignored(path, is_dir):
+            continue
         kind = kind_of(entry.name, options.extensions)
         if is_link:
             try:
@@ -132,8 +134,6 @@ def _walk(folder: Path, rules: _IgnoreRules, options: WalkOptions) -> Iterator[F
                 continue
             if stat.S_ISDIR(target.st_mode):
                 continue  # symlinked folders are not followed: they can loop or leave the tree
-        if rules.ignored(path, is_dir):
-            continue
         if is_dir:
             sub = rules.with_folder(path) if options.ignore_files else rules
             yield from _walk(path, sub, options)
