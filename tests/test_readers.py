@@ -241,3 +241,12 @@ def test_html_menus_without_names_are_dropped_but_a_page_of_links_is_kept():
     assert [b.heading for b in ex.blocks] == [("Transforms",), ("Transforms",)]
     index = f"<html><body><h1>Index</h1><ul>{menu}</ul></body></html>"
     assert "Menu entry 7" in extract("html", index.encode()).text
+
+
+def test_terminal_formatted_text_is_text_without_its_formatting():
+    manual = ("\n\n    \x1b[1mman-db - the database cached manual pager suite\x1b[0m\n\n"
+              "    N\bNA\bAM\bME\bE\n        _\bm_\ba_\bn - an interface to the system reference manuals\n") * 20
+    ex = extract("text", manual.encode())
+    assert "\x1b" not in ex.text and "\x08" not in ex.text
+    assert "man-db - the database cached manual pager suite" in ex.text and "    NAME\n        man - an" in ex.text
+    assert ex.text.count("\n") == manual.count("\n")

@@ -150,9 +150,21 @@ def _decode_utf16_without_bom(data: bytes) -> str:
 
 def _refuse_binary(text: str) -> str:
     sample = text[:65536]
+    if "\x1b" in sample or "\x08" in sample:
+        sample = strip_terminal_formatting(sample)
     if sample and len(_CONTROL.findall(sample)) > len(sample) * 0.01:
         raise Unreadable("binary file")
     return text
+
+
+# ANSI escape sequences (colour, bold) and backspace overstrikes ("N\bN", "_\bx"), as in manuals
+# formatted for a terminal (man, grotty): formatting, not content.
+_TERMINAL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|[^\n]\x08")
+
+
+def strip_terminal_formatting(text: str) -> str:
+    """Remove terminal formatting; line breaks are untouched, so line numbers stay the file's."""
+    return _TERMINAL.sub("", text)
 
 
 def normalize_newlines(text: str) -> str:
