@@ -145,3 +145,17 @@ def test_ten_thousand_tiny_paragraphs_and_a_very_long_line_finish(encoder):
     line = "".join(f"token{i % 97}=value{i % 89};" for i in range(60_000))   # ~1.3 MB, no space, no newline
     ex, chunks = _chunks(encoder, "code", line.encode(), 254)
     assert len(chunks) > 100 and chunks[0].start_char == 0 and chunks[-1].end_char == len(line)
+
+
+def test_human_locations_per_format():
+    from searcher.records import Hit
+
+    def where(path, lines=(120, 130), page=None, heading=None):
+        return Hit(id=path, path=path, score=1.0, text="", lines=lines, page=page, heading=heading).location()
+
+    assert where("/d/guide.md", heading="Install > Linux") == ":120 (Install > Linux)"
+    assert where("/d/paper.pdf", page=7, heading="2 Methods") == " p.7 (2 Methods)"
+    assert where("/d/nb.ipynb", page=4) == " cell 4"
+    assert where("/d/page.html", heading="Install") == " (Install)"
+    assert where("/d/report.docx") == ""
+    assert where("/d/NEWS.md.gz") == ":120"
