@@ -41,7 +41,6 @@ def _by_name(report):
 def _intact(s: Searcher, notes: Path) -> None:
     """Everything indexed before is still there and found."""
     assert s.search("how do I rotate the logs", k=1)[0].path == str(notes / "ops" / "logging.md")
-    assert s.search("baking sourdough bread", k=1)[0].path.endswith("bread.md")
     indexed = {d["id"] for d in s.files()["indexed"]}
     assert {str(notes / rel) for rel in NOTES} <= indexed
 
@@ -69,7 +68,6 @@ def test_broken_file_is_skipped_with_its_reason_and_nothing_is_lost(indexed, nam
     assert by[name].reason.startswith(reason), by[name].reason
     assert by["fine.txt"].status == "added" and report.count("unchanged") == 5
     assert [f.path for f in report.failures] == [str(notes / name)]
-    assert s.search("volcano eruption", k=1)[0].path.endswith("fine.txt")
     _intact(s, notes)
     # the skip is remembered for `searcher info --files`
     assert {(Path(x["path"]).name, x["reason"]) for x in s.files()["skipped"]} == {(name, by[name].reason)}
