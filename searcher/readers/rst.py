@@ -10,6 +10,7 @@ the order their adornment styles first appear. ``::`` literal blocks and ``code-
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from ..records import Block
 from .base import Extracted, clean_heading, decode, push_heading
@@ -19,13 +20,8 @@ _CODE_DIRECTIVE = re.compile(r"^\.\.\s+(code-block|code|sourcecode|highlight|lit
 
 
 def _width(s: str) -> int:
-    return sum(2 if "\u1100" <= ch and _wide(ch) else 1 for ch in s)
-
-
-def _wide(ch: str) -> bool:
-    import unicodedata
-
-    return unicodedata.east_asian_width(ch) in "WF"
+    """Columns the text takes: CJK characters are two wide, so their underlines are twice as long."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
 
 
 def read(data: bytes, kind: str) -> Extracted:
