@@ -271,6 +271,19 @@ class Searcher:
             "disk_bytes": size,
         }
 
+    def files(self) -> dict[str, Any]:
+        """What is indexed (id, source, reader kind, chunks) and what the last index runs skipped, and why."""
+        from . import skiplog
+        from .readers import kind_of
+
+        self._read_config()
+        store = self._open_store()
+        with store.snapshot():
+            docs = [{"id": d, "source": src, "kind": (kind_of(os.path.basename(d)) or "text") if src == "file" else None,
+                     "chunks": n} for d, src, n in store.documents()]
+            skipped = skiplog.skipped(store.conn)
+        return {"indexed": docs, "skipped": skipped}
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

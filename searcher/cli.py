@@ -59,12 +59,23 @@ def _run(action: Callable[[], T]) -> T:
 
 
 def _display(path: str | None) -> str:
+    from .pathtext import display
+
     if path is None:
         return ""
     try:
-        return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
+        return display(os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path)
     except ValueError:
-        return path
+        return display(path)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json(obj: Any) -> str:
+    """One JSON line; a file name that is not UTF-8 keeps its bytes as \\udcXX escapes (Python's
+    json.loads gives back the exact name) instead of failing to print."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
 
 
 def _parse_size(text: str) -> int:
@@ -92,9 +103,15 @@ def index(
     no_ignore: Annotated[bool, typer.Option(
         "--no-ignore", help="Do not honour .gitignore and .searcherignore files.")] = False,
     batch_size: Annotated[int, typer.Option(help="Chunks per encoder batch.")] = 32,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Make any file that could not be read an error (exit 1, listing them).")] = False,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
-    """Index a folder: add new files, re-embed only changed text, drop deleted files."""
+    """Index a folder: add new files, re-embed only changed text, drop deleted files.
+
+    Exit status: 0 when every file of a type searcher reads was indexed, 3 when some could not be
+    read (each is listed with its reason; the rest is indexed), 1 on an error or, with --strict,
+    when any file could not be read. Files of other types (images...) are listed, not counted."""
     from .ingest import TEXT_EXTENSIONS, WalkOptions
 
     def go() -> None:
@@ -107,11 +124,20 @@ def index(
             report = s.index(folder, options=options, progress=progress)
         if json_out:
             for f in report.files:
-                typer.echo(json.dumps(f.to_dict(), ensure_ascii=False))
-            typer.echo(json.dumps({"summary": report.summary()}))
+                typer.echo(_json(f.to_dict()))
+            typer.echo(_json({"summary": report.summary()}))
         elif not quiet:
             _print_summary(report, s.path)
-    _run(go)
+        return report
+    report = _run(go)
+    if report.failures:
+        if strict:
+            typer.echo(f"error: {len(report.failures)} file{'s' * (len(report.failures) != 1)} could not be "
+                       "indexed (--strict):", err=True)
+            for f in report.failures:
+                typer.echo(f"  {_display(f.path)}: {f.reason}", err=True)
+            raise typer.Exit(1)
+        raise typer.Exit(3)
 
 
 class _progress:
@@ -147,8 +173,17 @@ def _print_summary(report, index_path: Path) -> None:
     typer.echo(f"{s['added']} added, {s['updated']} updated, {s['unchanged']} unchanged, "
                f"{s['removed']} removed, {s['skipped']} skipped; {s['chunks_embedded']} chunks embedded "
                f"in {s['seconds']:.1f}s → {index_path}")
+    if s["by_type"]:
+        typer.echo(f"  {'type':<10}{'read':>7}{'unchanged':>11}{'chunks':>8}{'failed':>8}")
+        for kind, row in s["by_type"].items():
+            typer.echo(f"  {kind:<10}{row['read']:>7}{row['unchanged']:>11}{row['chunks']:>8}{row['failed']:>8}")
     for reason, n in sorted(s["skipped_reasons"].items(), key=lambda x: -x[1]):
         typer.echo(f"  skipped {n}: {reason}")
+    failures = report.failures
+    for f in failures[:10]:
+        typer.echo(f"  ! {_display(f.path)}: {f.reason}")
+    if len(failures) > 10:
+        typer.echo(f"  ! ... and {len(failures) - 10} more (searcher info --files lists them all)")
 
 
 class ModeChoice(str, Enum):
@@ -214,8 +249,8 @@ def search(
         for rank, h in enumerate(hits, 1):
             snip = make_snippet(h.text, query)
             if json_out:
-                typer.echo(json.dumps({"rank": rank, **h.to_dict(), "snippet": snip.text,
-                                       "snippet_line": h.lines[0] + snip.line_offset}, ensure_ascii=False))
+                typer.echo(_json({"rank": rank, **h.to_dict(), "snippet": snip.text,
+                                  "snippet_line": h.lines[0] + snip.line_offset}))
                 continue
             typer.echo(f"{rank:>3}  {h.score:.3f}  {_where(h, snip.line_offset)}")
             typer.echo(f"     {_marked(snip.text, snip.marks) if color else snip.text}")
@@ -225,12 +260,19 @@ def search(
 
 
 def _where(h, line_offset: int) -> str:
+    """path:line for text and code, path p.N for PDF, path cell N for notebooks, the path alone for
+    HTML and DOCX (their extracted text's lines are not the file's); then the heading path."""
+    from .records import location_unit
+
     if not h.path:
         where = h.id
-    elif h.page is not None:
-        where = f"{_display(h.path)} p.{h.page}"
     else:
-        where = f"{_display(h.path)}:{h.lines[0] + line_offset}"
+        unit = location_unit(h.path)
+        where = _display(h.path)
+        if unit == "line":
+            where += f":{h.lines[0] + line_offset}"
+        elif h.page is not None:
+            where += f" p.{h.page}" if unit == "page" else f" {unit} {h.page}"
     return f"{where} ({h.heading})" if h.heading else where
 
 
@@ -310,12 +352,20 @@ def eval_(
 
 
 @app.command()
-def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False) -> None:
+def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
+         files: Annotated[bool, typer.Option(
+             "--files", help="List the indexed files and the files skipped, with the reason.")] = False) -> None:
     """Show what an index holds: files, chunks, model, index type and size on disk."""
     def go() -> None:
-        data = _searcher(index, name).info()
+        s = _searcher(index, name)
+        data = s.info()
+        if files:
+            data |= s.files()
         if json_out:
-            typer.echo(json.dumps(data))
+            typer.echo(_json(data))
+            return
+        if files:
+            _print_files(data)
             return
         m = data["model"]
         typer.echo(f"index:      {data['index']}")
@@ -328,6 +378,16 @@ def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = 
         typer.echo(f"ann index:  {data['ann_description']}")
         typer.echo(f"disk:       {data['disk_bytes'] / 2**20:.1f} MiB")
     _run(go)
+
+
+def _print_files(data: dict[str, Any]) -> None:
+    typer.echo(f"indexed ({len(data['indexed'])}):")
+    for d in data["indexed"]:
+        label = _display(d["id"]) if d["source"] == "file" else f"{d['id']} (added)"
+        typer.echo(f"  {label}  [{d['kind'] or 'text'}, {d['chunks']} chunk{'s' * (d['chunks'] != 1)}]")
+    typer.echo(f"skipped ({len(data['skipped'])}):")
+    for f in data["skipped"]:
+        typer.echo(f"  {_display(f['path'])}: {f['reason']}")
 
 
 @app.command()

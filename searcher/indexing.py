@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import ChunkingConfig, chunk_text
+from . import skiplog
+from .chunking import ChunkingConfig, chunk_document
 from .embedding import Encoder
 from .errors import SearcherError
 from .ingest import FileEntry, Skipped, Unreadable, WalkOptions, read_document, walk
@@ -51,7 +52,8 @@ class Writer:
         self.reports: list[FileReport] = []
 
     def chunk(self, doc: Document) -> list[Chunk]:
-        return chunk_text(doc.text, self.encoder().token_spans, self.chunking)
+        return chunk_document(doc.text, doc.blocks, self.encoder().token_spans, self.chunking,
+                              hard_pages=doc.page_unit == "page")
 
     def put(self, doc: Document, source: str, status: str) -> None:
         """Queue a new or changed document; commits when the batch is full."""
@@ -84,7 +86,8 @@ class Writer:
         self._apply(removed, np.array(new_ids, dtype=np.int64), new_vecs)
         embedded_by_doc = _first_use(pending, set(fresh))
         for p, emb in zip(pending, embedded_by_doc):
-            self.reports.append(FileReport(p.doc.id, p.status, chunks=len(p.chunks), embedded=emb))
+            self.reports.append(FileReport(p.doc.id, p.status, chunks=len(p.chunks), embedded=emb,
+                                           kind=p.doc.kind))
 
     def remove(self, doc_ids: Iterable[str]) -> int:
         """Delete documents now, in one commit; returns how many existed."""
@@ -136,15 +139,17 @@ def _first_use(pending: list[_Pending], fresh: set[bytes]) -> list[int]:
 
 
 def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None) -> IndexReport:
-    """Bring the index in line with ``root``: add new files, update changed ones, drop deleted ones."""
+    """Bring the index in line with ``root``: add new files, update changed ones, drop deleted ones.
+
+    A file that cannot be read is reported with its reason and the run goes on. If the problem
+    may pass (permissions, a file vanishing or being written during the run, an unreadable
+    folder) the version already indexed is kept; otherwise the file leaves the index, as it
+    would if it were deleted. The skipped files are recorded for ``searcher info --files``.
+    """
     started = time.monotonic()
     if not root.exists():
         raise SearcherError(f"{root}: no such file or folder")
-    if root.is_file():
-        st = root.stat()
-        found: list[FileEntry | Skipped] = [FileEntry(root, st.st_size, st.st_mtime_ns)]
-    else:
-        found = list(walk(root, options))
+    found = list(walk(root, options))
     known = writer.store.file_states(str(root))
     entries = [e for e in found if isinstance(e, FileEntry)]
     skipped = [e for e in found if isinstance(e, Skipped)]
@@ -157,38 +162,44 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     touched: list[tuple[str, int, int]] = []
     for s in skipped:
         path = str(s.path)
-        if s.transient and path in known:
-            keep.add(path)
-            reports.append(FileReport(path, "skipped", f"{s.reason}; previous version kept"))
+        kept = [p for p in known if p == path or p.startswith(path.rstrip("/") + "/")] if s.transient else []
+        if kept:
+            keep.update(kept)
+            reports.append(FileReport(path, "skipped", f"{s.reason}; previous version kept", kind=s.kind,
+                                      failed=True))
         else:
-            reports.append(FileReport(path, "removed" if path in known else "skipped", s.reason))
+            reports.append(FileReport(path, "removed" if path in known else "skipped", s.reason, kind=s.kind,
+                                      failed=s.failed))
     to_read = []
     for e in entries:
         state = known.get(str(e.path))
         keep.add(str(e.path))
         if state and state.size == e.size and state.mtime_ns == e.mtime_ns:
-            reports.append(FileReport(str(e.path), "unchanged"))
+            reports.append(FileReport(str(e.path), "unchanged", kind=e.kind))
         else:
             to_read.append(e)
     for done, e in enumerate(to_read):
         path = str(e.path)
         state = known.get(path)
         try:
-            doc = read_document(e)
+            doc = read_document(e, options.max_bytes)
         except Unreadable as exc:
             if exc.transient and state:
-                reports.append(FileReport(path, "skipped", f"{exc.reason}; previous version kept"))
+                reports.append(FileReport(path, "skipped", f"{exc.reason}; previous version kept", kind=e.kind,
+                                          failed=True))
             else:
                 keep.discard(path)
-                reports.append(FileReport(path, "removed" if state else "skipped", exc.reason))
+                reports.append(FileReport(path, "removed" if state else "skipped", exc.reason, kind=e.kind,
+                                          failed=True))
             continue
+        finally:
+            if progress:
+                progress(done + 1, len(to_read))
         if state and state.sha256 == doc.sha256:
             touched.append((path, doc.size, doc.mtime_ns))
-            reports.append(FileReport(path, "unchanged"))
+            reports.append(FileReport(path, "unchanged", kind=e.kind))
         else:
             writer.put(doc, "file", "updated" if state else "added")
-        if progress:
-            progress(done + 1, len(to_read))
     writer.flush()
     writer.touch(touched)
     gone = [p for p in known if p not in keep]
@@ -197,4 +208,6 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     reports += [FileReport(p, "removed", "deleted from the folder") for p in gone if p not in reported]
     reports += writer.reports
     writer.reports = []
+    with writer.store.write(new_generation=False):
+        skiplog.record(writer.store.conn, str(root), reports)
     return IndexReport(tuple(sorted(reports, key=lambda r: r.path)), time.monotonic() - started)

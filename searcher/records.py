@@ -1,8 +1,29 @@
 """Small immutable records passed between pipeline stages (ingest → chunk → embed → store → query)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+BlockKind = Literal["text", "heading", "code", "lines"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A structural span of a document's text, as its reader found it (see searcher/readers).
+
+    ``text`` blocks are prose (cut at paragraphs, then sentences), ``heading`` blocks a heading
+    line, ``code`` blocks source code (cut at top-level definitions, then lines), ``lines``
+    blocks tables and other line-oriented text (cut at lines). A chunk never crosses from one
+    section — a run of blocks with the same ``heading`` and ``page`` — into the next, except
+    to join a tiny section to its neighbour (see ``chunking``).
+    """
+
+    start: int
+    end: int                     # exclusive
+    kind: BlockKind = "text"
+    heading: tuple[str, ...] = ()    # heading path in force; a heading block's includes itself
+    page: int | None = None      # 1-based page (PDF) or cell (notebook)
 
 
 @dataclass(frozen=True)
@@ -16,6 +37,9 @@ class Document:
     mtime_ns: int
     sha256: str
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
+    kind: str = "text"           # the reader that produced it: text, markdown, rst, code, html, pdf, docx, notebook
+    blocks: tuple[Block, ...] = field(default=(), hash=False, repr=False)  # empty: plain prose
+    page_unit: str | None = None     # what Block.page counts: "page" (PDF), "cell" (notebook)
 
 
 @dataclass(frozen=True)
@@ -52,8 +76,38 @@ class Hit:
         return {
             "id": self.id, "path": self.path, "score": self.score, "text": self.text,
             "lines": list(self.lines), "chunk": self.chunk, "chars": list(self.chars),
-            "page": self.page, "heading": self.heading, "metadata": self.metadata,
+            "page": self.page, "heading": self.heading, "location": self.location().strip(),
+            "metadata": self.metadata,
         }
+
+    def location(self) -> str:
+        """Where in its document the hit is, for people, to print after the path:
+        ``:120 (Install > Linux)`` for text and code, `` p.7 (2 Methods)`` for PDF, `` cell 4`` for
+        notebooks, `` (Install > Linux)`` for HTML and Word, whose lines are not the file's."""
+        unit = location_unit(self.path)
+        if unit == "line":
+            where = f":{self.lines[0]}"
+        elif self.page is not None:
+            where = f" {'p.' if unit == 'page' else unit + ' '}{self.page}"
+        else:
+            where = ""
+        return where + (f" ({self.heading})" if self.heading else "")
+
+
+# Formats whose document text is extracted (not the file's own text): lines mean nothing to a user.
+_EXTRACTED_SUFFIXES = {".html": None, ".htm": None, ".xhtml": None, ".docx": None,
+                       ".pdf": "page", ".ipynb": "cell"}
+
+
+def location_unit(path: str | None) -> str | None:
+    """How a hit in the file at ``path`` is located: "line", "page", "cell", or None (heading only)."""
+    if path is None:
+        return "line"
+    name = os.path.basename(path).lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    suffix = os.path.splitext(name)[1]
+    return _EXTRACTED_SUFFIXES[suffix] if suffix in _EXTRACTED_SUFFIXES else "line"
 
 
 @dataclass(frozen=True)
@@ -84,13 +138,19 @@ class FileReport:
     reason: str | None = None    # why it was skipped (or removed)
     chunks: int | None = None    # chunks the document has now (for added and updated files)
     embedded: int = 0            # chunks whose vectors had to be computed in this run
+    kind: str | None = None      # the reader for its type (pdf, markdown, ...); None: a type not read
+    failed: bool = False         # a file of a type we read that could not be read (corrupt, unreadable...)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"path": self.path, "status": self.status}
+        if self.kind is not None:
+            d["kind"] = self.kind
         if self.chunks is not None:
             d |= {"chunks": self.chunks, "embedded": self.embedded}
         if self.reason:
             d["reason"] = self.reason
+        if self.failed:
+            d["failed"] = True
         return d
 
 
@@ -111,15 +171,41 @@ class IndexReport:
     def skipped_reasons(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for f in self.files:
-            if f.status == "skipped":
-                key = (f.reason or "unknown").split(":")[0]
+            if f.status == "skipped" or f.failed:
+                key = (f.reason or "unknown").split(":")[0].split(";")[0]
                 out[key] = out.get(key, 0) + 1
         return out
+
+    @property
+    def failures(self) -> tuple[FileReport, ...]:
+        """Files of a type we read that could not be read: what the exit status and --strict see.
+
+        Files of types searcher does not read (images, archives...) are reported as skipped but
+        are not failures."""
+        return tuple(f for f in self.files if f.failed)
+
+    def by_type(self) -> dict[str, dict[str, int]]:
+        """Per reader: files read (added or updated), unchanged, chunks of the files read, failed."""
+        out: dict[str, dict[str, int]] = {}
+        for f in self.files:
+            if f.kind is None:
+                continue
+            row = out.setdefault(f.kind, {"read": 0, "unchanged": 0, "chunks": 0, "failed": 0})
+            if f.status in ("added", "updated"):
+                row["read"] += 1
+                row["chunks"] += f.chunks or 0
+            elif f.status == "unchanged":
+                row["unchanged"] += 1
+            if f.failed:
+                row["failed"] += 1
+        return dict(sorted(out.items()))
 
     def summary(self) -> dict[str, Any]:
         return {
             **{s: self.count(s) for s in ("added", "updated", "unchanged", "removed", "skipped")},
+            "failed": len(self.failures),
             "skipped_reasons": self.skipped_reasons(),
+            "by_type": self.by_type(),
             "chunks_embedded": self.embedded,
             "seconds": round(self.seconds, 3),
         }

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .pathtext import from_db, to_db
 from .records import Chunk, Document, Filters
 
 SCHEMA_VERSION = 1
@@ -183,8 +184,8 @@ class Store:
         """Indexed files at or below the folder ``root``, by path."""
         rows = self.conn.execute(
             "SELECT path, size, mtime_ns, sha256 FROM documents WHERE source = 'file' "
-            "AND (path = ? OR substr(path, 1, ?) = ?)", (root, len(root) + 1, root.rstrip("/") + "/"))
-        return {p: DocState(s, m, h) for p, s, m, h in rows}
+            "AND (path = ? OR substr(path, 1, ?) = ?)", (to_db(root), len(to_db(root)) + 1, to_db(root.rstrip("/") + "/")))
+        return {from_db(p): DocState(s, m, h) for p, s, m, h in rows}
 
     def cached_vectors(self, hashes: Iterable[bytes]) -> dict[bytes, np.ndarray]:
         out: dict[bytes, np.ndarray] = {}
@@ -222,7 +223,7 @@ class Store:
                  "c.start_line, c.end_line, c.page, c.heading FROM chunks c JOIN documents d ON d.id = c.document "
                  f"WHERE c.id IN ({','.join('?' * len(part))})")
             for r in self.conn.execute(q, part):
-                out[r[0]] = ChunkRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:])
+                out[r[0]] = ChunkRow(r[0], from_db(r[1]), from_db(r[2]), json.loads(r[3]), *r[4:])
         return out
 
     def stats(self) -> dict[str, int]:
@@ -266,9 +267,10 @@ class Store:
 
     def documents(self) -> Iterator[tuple[str, str, int]]:
         """(doc_id, source, number of chunks) of every document."""
-        yield from self.conn.execute(
-            "SELECT d.doc_id, d.source, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document = d.id "
-            "GROUP BY d.id ORDER BY d.doc_id")
+        for doc_id, source, n in self.conn.execute(
+                "SELECT d.doc_id, d.source, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document = d.id "
+                "GROUP BY d.id ORDER BY d.doc_id"):
+            yield from_db(doc_id), source, n
 
     # ---- writes (inside ``write()``) ----------------------------------------------------------
     def put_document(self, doc: Document, source: str, chunks: Sequence[Chunk], terms: Sequence[Sequence[str]],
@@ -282,7 +284,7 @@ class Store:
         cur = self.conn.execute(
             "INSERT INTO documents (doc_id, source, path, size, mtime_ns, sha256, metadata, gen) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (doc.id, source, doc.path, doc.size, doc.mtime_ns, doc.sha256,
+            (to_db(doc.id), source, to_db(doc.path), doc.size, doc.mtime_ns, doc.sha256,
              json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True), gen))
         doc_row = cur.lastrowid
         self.conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?)",
@@ -304,7 +306,7 @@ class Store:
         """Delete documents and their chunks (leaving tombstones); returns how many documents existed."""
         n = 0
         for doc_id in doc_ids:
-            row = self.conn.execute("SELECT id FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            row = self.conn.execute("SELECT id FROM documents WHERE doc_id = ?", (to_db(doc_id),)).fetchone()
             if row:
                 self.conn.execute("DELETE FROM chunks WHERE document = ?", (row[0],))
                 self.conn.execute("DELETE FROM documents WHERE id = ?", (row[0],))
@@ -313,7 +315,7 @@ class Store:
 
     def touch(self, doc_id: str, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for a file whose content hash did not change."""
-        self.conn.execute("UPDATE documents SET size = ?, mtime_ns = ? WHERE doc_id = ?", (size, mtime_ns, doc_id))
+        self.conn.execute("UPDATE documents SET size = ?, mtime_ns = ? WHERE doc_id = ?", (size, mtime_ns, to_db(doc_id)))
 
     def collect_garbage(self) -> None:
         """Drop cached vectors that no chunk uses any more."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli
+from .conftest import NOTES, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,8 @@ def test_index_json_reports_each_file_and_a_summary(built):
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     files = {Path(x["path"]).name: x for x in lines[:-1]}
     assert files["extra.txt"]["status"] == "added" and files["extra.txt"]["chunks"] == 1
-    assert files["bread.md"] == {"path": str(notes / "cooking" / "bread.md"), "status": "unchanged"}
+    assert files["bread.md"] == {"path": str(notes / "cooking" / "bread.md"), "status": "unchanged",
+                                 "kind": "markdown"}
     assert lines[-1]["summary"]["added"] == 1 and lines[-1]["summary"]["unchanged"] == 5
     r = run_cli("index", str(notes), "--index", str(idx))
     assert r.stdout.startswith("0 added, 0 updated, 6 unchanged, 0 removed, 0 skipped")
@@ -38,7 +39,10 @@ def test_search_human_and_json(built):
     r = run_cli("search", "how do I rotate the logs", "--index", str(idx), "-k", "2")
     assert r.returncode == 0, r.stderr
     first = r.stdout.splitlines()[0].split()
-    assert first[0] == "1" and 0 < float(first[1]) <= 1 and first[2].endswith("logging.md:1")
+    # the line shown is the line of the sentence that answers, inside the hit's chunk
+    answer = NOTES["ops/logging.md"].splitlines().index(next(
+        ln for ln in NOTES["ops/logging.md"].splitlines() if ln.startswith("Logs are rotated"))) + 1
+    assert first[0] == "1" and 0 < float(first[1]) <= 1 and first[2].endswith(f"logging.md:{answer}")
     r = run_cli("search", "how do I rotate the logs", "--index", str(idx), "-k", "3", "--json")
     hits = [json.loads(x) for x in r.stdout.splitlines()]
     assert [h["rank"] for h in hits] == [1, 2, 3]
@@ -94,3 +98,80 @@ def test_delete_by_path(built):
     assert r.returncode == 0 and r.stdout.startswith("1 of 1")
     r = run_cli("search", "tomato plants", "--index", str(idx), "--json")
     assert all(not json.loads(x)["path"].endswith("tomatoes.rst") for x in r.stdout.splitlines())
+
+
+# ---- real document folders: locations, per-type summary, exit status, info --files ------------------
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> tuple[Path, Path, object]:
+    """A folder of real formats plus one broken PDF and one image, indexed once by the CLI."""
+    from . import makefiles as mk
+
+    base = tmp_path_factory.mktemp("library")
+    docs = base / "docs"
+    docs.mkdir()
+    mk.pdf(docs / "paper.pdf")
+    sentence = "Apt installs the package and its dependencies, then the service starts on boot. "
+    (docs / "guide.md").write_text(f"# Guide\n\n{'Welcome to the guide. ' * 30}\n\n## Install\n\n"
+                                   f"{'Read this first. ' * 30}\n\n### Linux\n\n{sentence * 8}\n")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4\n" + b"\x00garbage" * 100)
+    (docs / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    r = run_cli("index", str(docs), "--index", str(base / "idx"))
+    return docs, base / "idx", r
+
+
+def test_index_summary_per_type_and_exit_status_3_when_a_file_fails(library):
+    docs, idx, r = library
+    assert r.returncode == 3, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("2 added, 0 updated, 0 unchanged, 0 removed, 2 skipped;")
+    table = {ln.split()[0]: ln.split()[1:] for ln in lines[1:] if ln.startswith("  ") and ln.split()[0] in
+             ("type", "markdown", "pdf")}
+    assert table["type"] == ["read", "unchanged", "chunks", "failed"]
+    assert table["markdown"][0] == "1" and table["pdf"][0] == "1" and table["pdf"][3] == "1"
+    assert "  skipped 1: corrupt PDF" in lines and "  skipped 1: unsupported file type" in lines
+    assert any(ln.startswith("  ! ") and ln.endswith(f"broken.pdf: {ln.split(': ', 1)[1]}") and "corrupt PDF" in ln
+               for ln in lines)
+    # nothing changed, the broken file is still broken: --strict makes it an error that lists it
+    r = run_cli("index", str(docs), "--index", str(idx), "--strict", "-q")
+    assert r.returncode == 1
+    err = r.stderr.splitlines()
+    assert err[0] == "error: 1 file could not be indexed (--strict):"
+    assert err[1].endswith("broken.pdf: " + err[1].split(": ", 1)[1]) and "corrupt PDF" in err[1]
+
+
+def test_an_unsupported_type_alone_does_not_change_the_exit_status(tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Some text about gardening.\n")
+    (docs / "photo.png").write_bytes(b"\x89PNG")
+    r = run_cli("index", str(docs), "--index", str(tmp_path / "idx"), "--strict")
+    assert r.returncode == 0, r.stderr
+    assert "skipped 1: unsupported file type" in r.stdout
+
+
+def test_search_shows_page_line_and_heading(library):
+    docs, idx, _ = library
+    r = run_cli("search", "apt installs the package and starts the service", "--index", str(idx), "-k", "1")
+    guide = (docs / "guide.md").read_text().splitlines()
+    line = next(i for i, ln in enumerate(guide, 1) if ln.startswith("Apt installs"))   # the answer's line
+    assert r.stdout.splitlines()[0].split(None, 2)[2] == f"{docs / 'guide.md'}:{line} (Guide > Install > Linux)"
+    r = run_cli("search", "ground penetrating radar survey", "--index", str(idx), "-k", "1", "--json")
+    hit = json.loads(r.stdout)
+    assert (hit["path"], hit["page"], hit["heading"]) == (str(docs / "paper.pdf"), 2, "2 Methods")
+    assert hit["location"] == "p.2 (2 Methods)"     # what the human output prints after the path
+    assert hit["text"].startswith("2 Methods\nWe measured the thickness of the ice")
+
+
+def test_info_files_lists_indexed_and_skipped_with_reasons(library):
+    docs, idx, _ = library
+    r = run_cli("info", "--index", str(idx), "--files")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "indexed (2):" and out[3] == "skipped (2):"
+    assert out[1].startswith(f"  {docs / 'guide.md'}  [markdown, ") and out[2].startswith(f"  {docs / 'paper.pdf'}  [pdf, 3 chunks]")
+    assert out[4].startswith(f"  {docs / 'broken.pdf'}: corrupt PDF")
+    assert out[5] == f"  {docs / 'photo.png'}: unsupported file type: '.png' (add it with --ext)"
+    data = json.loads(run_cli("info", "--index", str(idx), "--files", "--json").stdout)
+    assert {Path(d["id"]).name: d["kind"] for d in data["indexed"]} == {"guide.md": "markdown", "paper.pdf": "pdf"}
+    assert {Path(d["path"]).name: (d["kind"], d["failed"]) for d in data["skipped"]} == {
+        "broken.pdf": ("pdf", True), "photo.png": (None, False)}
