@@ -34,6 +34,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -45,16 +46,8 @@ if importlib.util.find_spec("searcher") is None:   # not installed: use this che
     sys.path.append(str(ROOT))
 
 
-def _helpers():
-    """Load scripts/_collections.py by path: the name ``_collections`` is taken by a CPython
-    built-in module, so a plain ``import _collections`` never reaches the file."""
-    name = "searcher_scripts_collections"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name("_collections.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+import benchlib  # noqa: E402
+from searcher.evaluation import load_collection, percentile  # noqa: E402
 
 
 # ---- the two arms, each run as a child process ------------------------------------------------------
@@ -148,8 +141,8 @@ def _stored_chunks(index: Path) -> list[str]:
 # ---- the benchmark ---------------------------------------------------------------------------------
 def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
           query_passes: int) -> dict[str, Any]:
-    c = _helpers()
-    col = c.load_collection(collection_dir)
+    c = benchlib
+    col = load_collection(collection_dir)
     folder = c.default_docs_folder(col)
     docs = c.write_documents(col, folder)
     from searcher.embedding import DEFAULT_MODEL, resolve_model   # numpy only; no torch in this process yet
@@ -204,7 +197,7 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
     mode = inspect.signature(Searcher.search).parameters.get("mode")
     mode_name = f"{mode.default} (the default)" if mode is not None else "dense (this version has no modes)"
 
-    queries = list(col.queries.values())[:queries_limit] if queries_limit else list(col.queries.values())
+    queries = [t for _, t in col.queries][:queries_limit] if queries_limit else [t for _, t in col.queries]
     s = Searcher(last_index)
     s.search(queries[0], k=10)   # warm-up: loads the model, the vectors and the store
     passes: list[list[float]] = []
@@ -221,7 +214,7 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
     shutil.rmtree(last_index, ignore_errors=True)
 
     n = len(chunks)
-    med = c.median
+    med = statistics.median
     ours_s, bare_s = med([r["seconds"] for r in ours]), med([r["seconds"] for r in bare])
     return {
         "collection": col.name, "documents": len(docs), "chunks": n, "distinct_chunk_texts": len(set(chunks)),
@@ -244,17 +237,17 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
         "reindex_pct_of_first": 100 * med(reindex) / ours_s,
         "queries": len(queries), "search_mode": mode_name,
         "query_passes": query_passes,
-        "query_p50_ms_per_pass": [1000 * c.percentile(p, 50) for p in passes],
-        "query_p95_ms_per_pass": [1000 * c.percentile(p, 95) for p in passes],
-        "query_p50_ms": med([1000 * c.percentile(p, 50) for p in passes]),
-        "query_p95_ms": med([1000 * c.percentile(p, 95) for p in passes]),
+        "query_p50_ms_per_pass": [1000 * percentile(p, 0.5) for p in passes],
+        "query_p95_ms_per_pass": [1000 * percentile(p, 0.95) for p in passes],
+        "query_p50_ms": med([1000 * percentile(p, 0.5) for p in passes]),
+        "query_p95_ms": med([1000 * percentile(p, 0.95) for p in passes]),
         "cold_cli_search_seconds": cold, "cold_cli_search_median": med(cold),
         "loadavg_before": load_before, "loadavg_after": load_after,
     }
 
 
 def markdown(r: dict[str, Any], command: str) -> str:
-    c = _helpers()
+    c = benchlib
     n = r["chunks"]
     sp = r["ours_spent"]
     other = r["ours_other_seconds"]
@@ -289,7 +282,7 @@ def markdown(r: dict[str, Any], command: str) -> str:
         f"(A {r['ours_cpu_seconds']:.1f} s, B {r['bare_cpu_seconds']:.1f} s CPU) | |",
         f"| no-change re-index, `searcher index` CLI wall | **{r['reindex_median']:.2f} s** = "
         f"{r['reindex_pct_of_first']:.2f}% of A (runs: {', '.join(f'{x:.2f}' for x in r['reindex_seconds'])} s; "
-        f"the CLI reports {c.median(r['reindex_reported_seconds']):.2f} s inside `index()`) | < 2%: "
+        f"the CLI reports {statistics.median(r['reindex_reported_seconds']):.2f} s inside `index()`) | < 2%: "
         f"{ok(r['reindex_pct_of_first'] < 2)} |",
         f"| query latency, in-process `search(q, k=10)`, mode {r['search_mode']}, {r['queries']} queries after 1 warm-up, "
         f"median of {r['query_passes']} passes | p50 **{r['query_p50_ms']:.1f} ms**, p95 **{r['query_p95_ms']:.1f} ms** "
@@ -328,11 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HF_HUB_OFFLINE"] = "1"
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         res = bench(a.collection, a.runs, Path(tmp), a.queries, max(1, a.query_passes))
-    command = _helpers().command_line("scripts/bench_index.py", argv)
+    command = benchlib.command_line("scripts/bench_index.py", argv)
     md = markdown(res, command)
     print(json.dumps(res) if a.json else md)
     if a.out:
-        _helpers().write_section(a.out, "bench_index", md)
+        benchlib.write_section(a.out, "bench_index", md)
     return 0
 
 

@@ -30,22 +30,9 @@ if importlib.util.find_spec("searcher") is None:   # not installed: use this che
     sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 
-def _helpers():
-    """Load scripts/_collections.py by path: the name ``_collections`` is taken by a CPython
-    built-in module, so a plain ``import _collections`` never reaches the file."""
-    name = "searcher_scripts_collections"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name("_collections.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_c = _helpers()
-default_docs_folder, doc_id_from_path, load_collection = _c.default_docs_folder, _c.doc_id_from_path, _c.load_collection
-machine_line, write_documents, write_section = _c.machine_line, _c.write_documents, _c.write_section
-mrr_at_k, ndcg_at_k, recall_at_k = _c.mrr_at_k, _c.ndcg_at_k, _c.recall_at_k
+from benchlib import (code_version, command_line, default_docs_folder, doc_id_from_path, machine_line,  # noqa: E402
+                      write_documents, write_section)
+from searcher.evaluation import load_collection, mrr, ndcg, recall  # noqa: E402
 
 
 def rank_documents(hits: list[Any]) -> list[str]:
@@ -84,15 +71,13 @@ def evaluate(collection_dir: str, index_dir: Path, docs_dir: Path | None, k: int
     per_query: dict[str, dict[str, float]] = {}
     n_docs_returned = 0
     t0 = time.perf_counter()
-    for qid, text in col.queries.items():
-        judged = col.qrels.get(qid, {})
-        if not any(g > 0 for g in judged.values()):
-            continue  # no relevant document: nDCG and recall are undefined (trec_eval skips it too)
+    for qid, text in col.queries:   # only queries with a relevant document (trec_eval skips the others)
+        judged = col.qrels[qid]
         hits = searcher.search(text, k=depth, mode=mode) if mode else searcher.search(text, k=depth)
         ranking = rank_documents(hits)
         n_docs_returned += len(ranking)
-        per_query[qid] = {"ndcg": ndcg_at_k(ranking, judged, k), "recall": recall_at_k(ranking, judged, recall_k),
-                          "mrr": mrr_at_k(ranking, judged, k)}
+        per_query[qid] = {"ndcg": ndcg(ranking, judged, k), "recall": recall(ranking, judged, recall_k),
+                          "mrr": mrr(ranking, judged, k)}
     search_seconds = time.perf_counter() - t0
     info = searcher.info()
     searcher.close()
@@ -118,7 +103,7 @@ def markdown(res: dict[str, Any], k: int, recall_k: int, command: str) -> str:
         f"## Retrieval quality: {res['collection']} (documents as files)",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {machine_line()}; code: {_c.code_version(Path(__file__).resolve().parent.parent)}.",
+        f"Machine: {machine_line()}; code: {code_version(Path(__file__).resolve().parent.parent)}.",
         "",
         f"{res['documents']} documents written as `<id>.txt` (title, blank line, text), indexed with "
         f"`Searcher.index(folder)` into {res['chunks']} chunks ({res['model']}, ≤ "
@@ -159,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     name = Path(a.collection).resolve().name
     index_dir = a.index or Path(tempfile.gettempdir()) / f"searcher-eval-{name}-index"
     res = evaluate(a.collection, index_dir.resolve(), a.docs, a.k, a.recall_k, a.depth, a.model, a.mode)
-    command = _c.command_line("scripts/eval_files.py", argv if argv is not None else sys.argv[1:])
+    command = command_line("scripts/eval_files.py", argv if argv is not None else sys.argv[1:])
     if a.json:
         print(json.dumps(res))
     else:

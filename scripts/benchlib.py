@@ -1,68 +1,26 @@
-"""Helpers shared by the evaluation and benchmark scripts in this folder.
+"""Helpers shared by the benchmark scripts in this folder (imported as ``benchlib``).
 
 Why this exists: ``eval_files.py`` and ``bench_index.py`` both need to read a test collection
-(the BEIR-like layout described in /work/shared/data/README.md), turn its documents into files the
-way a user's folder would look, score rankings the way trec_eval does, and write their results
-into a delimited section of docs/benchmarks.md. Keeping that in one place means both scripts
-measure the same corpus files and report in the same format.
+(loaded with ``searcher.evaluation.load_collection``, which also holds the trec_eval metrics),
+turn its documents into files the way a user's folder would look, and write their results into a
+delimited section of docs/benchmarks.md. Keeping that in one place means the scripts measure the
+same corpus files and report in the same format.
 
-Only the standard library is imported here, so a script that times a child process can import
-this module without paying for numpy or torch.
-
-Note: CPython has a built-in module named ``_collections``, which always wins over a file on
-``sys.path``; the scripts therefore load this file by path (``importlib.util``), not by
-``import _collections``.
+Only the standard library and ``searcher.evaluation`` (itself standard-library only) are imported
+here, so a script that times a child process can import this module without paying for torch.
 """
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import gzip
-import json
-import math
 import os
 import platform
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-Qrels = dict[str, dict[str, int]]          # query id -> {doc id -> grade}; grade > 0 is relevant
-
-
-@dataclass(frozen=True)
-class Collection:
-    """A test collection: documents, queries and graded relevance judgments."""
-
-    name: str
-    corpus: dict[str, tuple[str, str]]     # doc id -> (title, text), in file order
-    queries: dict[str, str]                # query id -> text, in file order
-    qrels: Qrels                           # every judged pair, including grade-0 rows
-
-
-def _read_jsonl_gz(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def load_collection(folder: str | Path) -> Collection:
-    """Read ``corpus.jsonl.gz``, ``queries.jsonl.gz`` and ``qrels.tsv`` from ``folder``."""
-    root = Path(folder)
-    corpus = {str(d["_id"]): (d.get("title") or "", d.get("text") or "")
-              for d in _read_jsonl_gz(root / "corpus.jsonl.gz")}
-    queries = {str(q["_id"]): q["text"] for q in _read_jsonl_gz(root / "queries.jsonl.gz")}
-    qrels: Qrels = {}
-    with open(root / "qrels.tsv", newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter="\t")
-        header = next(reader)
-        if [h.strip() for h in header[:3]] != ["query-id", "corpus-id", "score"]:
-            raise ValueError(f"{root / 'qrels.tsv'}: unexpected header {header}")
-        for row in reader:
-            if row:
-                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
-    return Collection(root.resolve().name, corpus, queries, qrels)
+from searcher.evaluation import Collection
 
 
 # ---- documents as files ---------------------------------------------------------------------------
@@ -74,11 +32,6 @@ def doc_filename(doc_id: str) -> str:
 def doc_id_from_path(path: str | Path) -> str:
     """The document id back from a file path (the file stem, unquoted)."""
     return unquote(Path(path).stem)
-
-
-def doc_text(title: str, text: str) -> str:
-    """A document's file content: title, a blank line, then the text (an empty part is left out)."""
-    return "\n\n".join(part for part in (title.strip(), text.strip()) if part)
 
 
 def default_docs_folder(collection: Collection) -> Path:
@@ -96,10 +49,7 @@ def write_documents(collection: Collection, folder: str | Path) -> dict[str, Pat
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for doc_id, (title, text) in collection.corpus.items():
-        content = doc_text(title, text)
-        if not content:
-            continue
+    for doc_id, content in collection.corpus:   # title, blank line, text; empty documents already left out
         path = out / doc_filename(doc_id)
         data = content.encode("utf-8")
         try:
@@ -116,51 +66,6 @@ def write_documents(collection: Collection, folder: str | Path) -> dict[str, Pat
         if p.name not in keep:
             p.unlink()
     return written
-
-
-# ---- metrics (trec_eval definitions) ----------------------------------------------------------------
-def ndcg_at_k(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
-    """nDCG@k as trec_eval's ``ndcg_cut.k``: gain = grade (linear), discount 1/log2(rank + 1),
-    the ideal ranking made of all judged relevant documents sorted by grade."""
-    dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranking[:k]) if judged.get(d, 0) > 0)
-    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
-
-
-def recall_at_k(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
-    """Share of the relevant (grade > 0) documents found in the top ``k``."""
-    relevant = {d for d, g in judged.items() if g > 0}
-    if not relevant:
-        return 0.0
-    return len(relevant.intersection(ranking[:k])) / len(relevant)
-
-
-def mrr_at_k(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
-    """1 / rank of the first relevant document in the top ``k``, else 0."""
-    for i, d in enumerate(ranking[:k]):
-        if judged.get(d, 0) > 0:
-            return 1.0 / (i + 1)
-    return 0.0
-
-
-def median(values: Sequence[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    if n == 0:
-        return float("nan")
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """The p-th percentile (0..100) with linear interpolation between order statistics."""
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    pos = (len(s) - 1) * p / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 # ---- docs/benchmarks.md -----------------------------------------------------------------------------
