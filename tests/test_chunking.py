@@ -84,3 +84,12 @@ def test_tiny_model_limit(tiny_model):
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         ChunkingConfig(**bad)
+
+
+def test_all_lower_case_text_still_splits_into_sentences():
+    text = ("simple shear flow past a flat plate of small viscosity . in the study of viscous flow the "
+            "shock is curved. consequently there is a rotational region, approx. the size of a wing.")
+    assert [text[a:b] for a, b in sentences(text, 0, len(text))] == [
+        "simple shear flow past a flat plate of small viscosity .",
+        "in the study of viscous flow the shock is curved.",
+        "consequently there is a rotational region, approx. the size of a wing."]

