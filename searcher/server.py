@@ -24,6 +24,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import math
 import os
 import queue
 import threading
@@ -33,12 +34,13 @@ from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+from typing_extensions import Annotated
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -66,12 +68,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_MAX_SECONDS = 9e9          # POSIX seconds whose nanoseconds still fit SQLite's 64-bit integers
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+Finite = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+Scalar = Union[StrictBool, Int64, Finite, StrictStr, None]
+Seconds = Annotated[float, Field(ge=-_MAX_SECONDS, le=_MAX_SECONDS, allow_inf_nan=False)]
+
+
+def _check_json(value: Any, depth: int = 0) -> Any:
+    """Metadata must round-trip through JSON and SQLite: finite numbers, 64-bit integers, bounded depth."""
+    if depth > 20:
+        raise ValueError("metadata is nested too deeply")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("metadata numbers must be finite")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError("metadata integers must fit in 64 bits")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_json(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json(v, depth + 1)
+    return value
+
+
 class FiltersIn(_Strict):
     path: Optional[str] = Field(None, max_length=1000, description="Glob on the file path ('*' crosses folders).")
-    types: list[str] = Field(default_factory=list, max_length=50, description="File extensions, e.g. ['md', 'py'].")
-    modified_after: Optional[float] = Field(None, description="POSIX seconds, inclusive.")
-    modified_before: Optional[float] = Field(None, description="POSIX seconds, exclusive.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="key → value (or list: any of).")
+    types: list[Annotated[str, Field(max_length=50)]] = Field(default_factory=list, max_length=50,
+                                                              description="File extensions, e.g. ['md', 'py'].")
+    modified_after: Optional[Seconds] = Field(None, description="POSIX seconds, inclusive.")
+    modified_before: Optional[Seconds] = Field(None, description="POSIX seconds, exclusive.")
+    metadata: dict[str, Union[Scalar, list[Scalar]]] = Field(
+        default_factory=dict, max_length=50, description="key → value (or list: any of).")
 
 
 class SearchIn(_Strict):
@@ -80,7 +108,7 @@ class SearchIn(_Strict):
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     filters: Optional[FiltersIn] = None
     group_by_file: bool = False
-    min_score: Optional[float] = None
+    min_score: Optional[Finite] = None
     rerank: Optional[str] = Field(None, description="A CrossEncoder the server was started with (--rerank).")
     fusion: Literal["zscore", "rrf"] = "zscore"
     feedback: bool = True
@@ -110,6 +138,11 @@ class DocumentIn(_Strict):
     id: Optional[str] = Field(None, min_length=1, max_length=1000, description="Default: a new random id.")
     text: str = Field(..., min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_json(value)
 
 
 class DocumentsIn(_Strict):

@@ -35,16 +35,17 @@ def server_env() -> dict:
             "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "SEARCHER_TOKEN": ""}
 
 
-def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+def start_server(*args: str, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "searcher.cli", "serve", "--port", str(port),
-                             "--log-level", "warning", *args],
-                            env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(log, "w") as out:    # a file, not a pipe: a full pipe would block the server's logging
+        proc = subprocess.Popen([sys.executable, "-m", "searcher.cli", "serve", "--port", str(port),
+                                 "--log-level", "warning", *args],
+                                env=server_env(), stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read()}")
+            raise RuntimeError(f"server exited: {log.read_text()}")
         try:
             httpx.get(url + "/health", timeout=2)
             return proc, url
@@ -71,13 +72,16 @@ def server(tmp_path_factory):
     main, scratch = base / "idx" / "main", base / "idx" / "scratch"
     proc, url = start_server("--index", str(main), "--index", str(scratch), "--folder", str(notes),
                              "--token", TOKEN, "--max-k", "50", "--max-query-chars", "500",
-                             "--max-batch", "300", "--max-body", "200KB")
+                             "--max-batch", "300", "--max-body", "200KB", log=base / "server.log")
     try:
         job = Client(url, token=TOKEN).reindex(wait=True, timeout=300)
         assert job["status"] == "done", job
         yield {"url": url, "proc": proc, "notes": notes, "base": base, "main": main, "scratch": scratch}
     finally:
         stop_server(proc)
+        log = (base / "server.log").read_text()
+        print(log[-5000:])
+    assert "Traceback" not in log, log[-5000:]
 
 
 def http(server, token: str | None = TOKEN) -> httpx.Client:
@@ -339,6 +343,92 @@ def test_concurrent_searches_see_whole_commits(server):
     assert not problems, problems[:5]
     assert 4 in counts and len(counts) > 20
     c.delete([f"b5-{i}" for i in range(4)])
+
+
+# ---- fuzzing the published schema: no input gives a 5xx ------------------------------------------
+def from_schema(schema: dict, components: dict, st, depth: int = 0):
+    """A hypothesis strategy for the JSON Schema subset pydantic publishes ($ref, anyOf, enum, object,
+    array, string, integer, number, boolean, null, free-form {}). (hypothesis-jsonschema does not work
+    with the installed hypothesis, so this small walker stands in for it.)"""
+    if "$ref" in schema:
+        return from_schema(components[schema["$ref"].rsplit("/", 1)[1]], components, st, depth)
+    if "anyOf" in schema:
+        return st.one_of([from_schema(s, components, st, depth) for s in schema["anyOf"]])
+    if "enum" in schema or "const" in schema:
+        return st.sampled_from(schema.get("enum") or [schema["const"]])
+    kind = schema.get("type")
+    if kind == "object" and "properties" in schema:
+        props, required = schema["properties"], set(schema.get("required", ()))
+        return st.fixed_dictionaries(
+            {k: from_schema(v, components, st, depth + 1) for k, v in props.items() if k in required},
+            optional={k: from_schema(v, components, st, depth + 1) for k, v in props.items() if k not in required})
+    if kind == "array":
+        return st.lists(from_schema(schema.get("items", {}), components, st, depth + 1),
+                        min_size=schema.get("minItems", 0), max_size=min(schema.get("maxItems", 4), 4))
+    if kind == "string":
+        return st.text(min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 80), 80))
+    if kind == "integer":
+        return st.integers(schema.get("minimum"), schema.get("maximum"))
+    if kind == "number":
+        return st.floats(allow_nan=False, allow_infinity=False)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "null":
+        return st.none()
+    leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+    if kind == "object":
+        return st.dictionaries(st.text(max_size=10), leaves, max_size=3)
+    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(max_size=10), inner, max_size=3), max_leaves=6)
+
+
+@pytest.mark.parametrize("path,model,examples", [("/search", "SearchIn", 40), ("/documents", "DocumentsIn", 15),
+                                                 ("/documents/delete", "DeleteIn", 15), ("/index", "IndexIn", 5)])
+def test_fuzz_openapi_bodies_never_5xx(server, path, model, examples):
+    pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    with http(server) as h:
+        openapi = h.get("/openapi.json").json()
+    components = openapi["components"]["schemas"]
+    schema = components[model]
+    valid = from_schema(schema, components, st)
+    json_values = from_schema({}, components, st)
+    shuffled = st.dictionaries(st.sampled_from(list(schema.get("properties", {})) + ["x"]), json_values, max_size=4)
+
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(body=valid | shuffled | json_values)
+    def check(body):
+        if isinstance(body, dict) and path != "/search":
+            body = {**body, "index": "scratch"} if "index" not in body or body["index"] is not None else body
+        with http(server) as h:
+            r = h.post(path, json=body)
+        assert r.status_code < 500, (body, r.status_code, r.text)
+        assert "error" in r.json() if r.status_code >= 400 else True
+
+    check()
+
+
+def test_fuzz_paths_and_queries_never_5xx(server):
+    pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+              derandomize=True)
+    @given(doc_id=st.text(min_size=1, max_size=60), index=st.none() | st.text(max_size=20))
+    def check(doc_id, index):
+        from urllib.parse import quote
+
+        with http(server) as h:
+            params = {"index": index} if index is not None else {}
+            for r in (h.delete("/documents/" + quote(doc_id, safe=""), params={**params, "index": "scratch"}),
+                      h.get("/index/" + quote(doc_id, safe="")), h.get("/info", params=params)):
+                assert r.status_code < 500, (doc_id, index, r.status_code, r.text)
+
+    check()
 
 
 # ---- graceful shutdown (runs last: it stops the module's server) ---------------------------------
