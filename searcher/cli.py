@@ -78,10 +78,10 @@ def _json(obj: Any) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
 
 
-def _parse_size(text: str) -> int:
+def _parse_size(text: str, option: str = "--max-file-size") -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", text.lower())
     if not m:
-        raise SearcherError(f"--max-file-size '{text}': give a size such as 500000, 800KB or 20MB")
+        raise SearcherError(f"{option} '{text}': give a size such as 500000, 800KB or 20MB")
     unit = (m.group(2) or "").rstrip("b").rstrip("i")
     return int(float(m.group(1)) * 1024 ** " kmgt".index(unit or " "))
 
@@ -404,6 +404,60 @@ def delete(
         typer.echo(f"{n} of {len(ids)} documents removed")
         if n < len(ids):
             raise typer.Exit(1)
+    _run(go)
+
+
+@app.command()
+def serve(
+    index: Annotated[list[Path], typer.Option(
+        "--index", "-i", help="Index folder to serve (repeatable; the first is the default; a request names "
+        "another by its folder name).", show_default=False)],
+    folder: Annotated[Optional[list[Path]], typer.Option(
+        "--folder", "-f", help="Folder that POST /index re-indexes (repeatable); requests cannot name other "
+        "paths.", show_default=False)] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    token: Annotated[Optional[str], typer.Option(
+        help="Require 'Authorization: Bearer TOKEN' (default: $SEARCHER_TOKEN, if set).", show_default=False)] = None,
+    model: ModelOpt = None,
+    rerank: Annotated[Optional[list[str]], typer.Option(
+        "--rerank", help="CrossEncoder that requests may ask for by name (repeatable).", show_default=False)] = None,
+    max_k: Annotated[int, typer.Option(help="Largest k a request may ask for.")] = 100,
+    max_query_chars: Annotated[int, typer.Option(help="Longest query, in characters.")] = 2000,
+    max_batch: Annotated[int, typer.Option(help="Most documents per POST /documents.")] = 256,
+    max_body: Annotated[str, typer.Option(help="Largest request body.")] = "4MB",
+    readers: Annotated[int, typer.Option(help="Searches run at once per index (each keeps its own copy of "
+                                              "the vectors in memory).")] = 2,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve indexes over HTTP: POST /search, POST /documents, DELETE /documents/{id}, POST /index, GET /info."""
+    def go() -> None:
+        try:
+            from .server import Limits, serve as run_server
+        except ImportError as exc:
+            raise SearcherError(f"the server needs the 'server' extra: pip install 'searcher[server]' ({exc})")
+        limits = Limits(max_query_chars=max_query_chars, max_k=max_k, max_batch=max_batch,
+                        max_body_bytes=_parse_size(max_body, "--max-body"), readers=readers)
+        run_server(index, folder or [], host=host, port=port, token=token, limits=limits, model=model,
+                   rerankers=rerank or [], log_level=log_level)
+    _run(go)
+
+
+@app.command()
+def mcp(
+    index: Annotated[list[Path], typer.Option(
+        "--index", "-i", help="Index folder to expose (repeatable; the first is the default).", show_default=False)],
+    folder: Annotated[Optional[list[Path]], typer.Option(
+        "--folder", "-f", help="Folder the index tool may re-index (repeatable).", show_default=False)] = None,
+    model: ModelOpt = None,
+) -> None:
+    """Run an MCP server on stdio with search, index_status and reindex tools (for agents)."""
+    def go() -> None:
+        try:
+            from .integrations.mcp import run_stdio
+        except ImportError as exc:
+            raise SearcherError(f"MCP needs the 'mcp' extra: pip install 'searcher[mcp]' ({exc})")
+        run_stdio(index, folder or [], model=model)
     _run(go)
 
 
