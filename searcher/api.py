@@ -103,7 +103,7 @@ class Searcher:
 
     def _open_store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.path / "searcher.db", self._read_config().model.dim)
+            self._store = Store.open(self.path / DB_FILE, self._read_config().model.dim)
         return self._store
 
     def _create(self) -> IndexConfig:

@@ -66,8 +66,8 @@ class Writer:
     def flush(self) -> None:
         """Embed what the cache lacks and commit the queued documents in one transaction."""
         pending, self._pending, self._pending_chunks = self._pending, [], 0
-        self._since = time.monotonic()
         if not pending:
+            self._since = time.monotonic()
             return
         hashes = {text_hash(c.text): c.text for p in pending for c in p.chunks}
         known = self.store.cached_vectors(hashes)
@@ -88,6 +88,7 @@ class Writer:
         for p, emb in zip(pending, embedded_by_doc):
             self.reports.append(FileReport(p.doc.id, p.status, chunks=len(p.chunks), embedded=emb,
                                            kind=p.doc.kind))
+        self._since = time.monotonic()   # BATCH_SECONDS counts reading time, not the embedding just done
 
     def remove(self, doc_ids: Iterable[str]) -> int:
         """Delete documents now, in one commit; returns how many existed."""

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from .pathtext import from_db, to_db
+from .errors import SearcherError
 from .records import Chunk, Document, Filters
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: chunks.page/heading, chunks_fts, skipped
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS documents (
@@ -74,16 +75,21 @@ def _filter_sql(f: Filters) -> tuple[str, list[Any]]:
     if f.types:
         conds.append("(" + " OR ".join("lower(d.path) GLOB ?" for _ in f.types) + ")")
         args += [f"*.{t.lower().lstrip('.')}" for t in f.types]
-    if f.modified_after is not None:
-        conds.append("d.mtime_ns >= ?")
-        args.append(int(f.modified_after * 1e9))
-    if f.modified_before is not None:
-        conds.append("d.mtime_ns < ?")
-        args.append(int(f.modified_before * 1e9))
+    for when, op in ((f.modified_after, ">="), (f.modified_before, "<")):
+        if when is not None:
+            if not isinstance(when, (int, float)) or not -1e10 < when < 1e10:
+                raise SearcherError(f"filters: a modification time must be POSIX seconds, got {when!r}")
+            conds.append(f"d.mtime_ns {op} ?")
+            args.append(int(when * 1e9))
     for key, value in f.metadata.items():
         values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
         path = '$."' + str(key).replace('"', '""') + '"'
         conds.append(f"json_extract(d.metadata, ?) IN ({','.join('?' * len(values))})")
+        for v in values:
+            if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
+                raise SearcherError(f"filters: metadata value {v} is too large")
+            if not isinstance(v, (str, int, float, bool)) and v is not None:
+                raise SearcherError(f"filters: metadata '{key}' must be a string, number or boolean, or a list of them")
         args += [path, *(int(v) if isinstance(v, bool) else v for v in values)]
     return (" AND ".join(conds) or "1"), args
 
@@ -130,6 +136,21 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
+
+    @classmethod
+    def open(cls, path: Path, dim: int) -> Store:
+        """Open an existing store, refusing one written in another schema version."""
+        store = cls(path, dim)
+        try:
+            row = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise SearcherError(f"{path}: not a searcher database ({exc}); rebuild the index") from None
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            store.close()
+            raise SearcherError(f"{path}: index schema version {row[0] if row else 'unknown'} is not the version "
+                                f"this searcher reads ({SCHEMA_VERSION}); rebuild it into a new --index")
+        return store
 
     @classmethod
     def create(cls, path: Path, dim: int) -> Store:

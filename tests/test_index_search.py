@@ -185,3 +185,23 @@ def test_missing_index_missing_folder_empty_folder(tmp_path: Path):
     with pytest.raises(SearcherError, match="nothing to index"):
         Searcher(tmp_path / "idx").index(tmp_path / "empty")
     assert not (tmp_path / "idx" / "manifest.json").exists() or Searcher(tmp_path / "idx").info()["files"] == 0
+
+
+def test_index_of_another_schema_version_is_a_clear_error(tmp_path: Path, notes: Path):
+    import sqlite3
+
+    idx = tmp_path / "idx"
+    Searcher(idx).index(notes)
+    with sqlite3.connect(idx / "searcher.db") as c:
+        c.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
+    with pytest.raises(SearcherError, match="schema version 1 is not the version"):
+        Searcher(idx).search("logs")
+
+
+def test_out_of_range_filters_are_clear_errors(tmp_path: Path, notes: Path):
+    s = Searcher(tmp_path / "idx")
+    s.index(notes)
+    with pytest.raises(SearcherError, match="POSIX seconds"):
+        s.search("logs", filters={"modified_after": 1e300})
+    with pytest.raises(SearcherError, match="too large"):
+        s.search("logs", filters={"metadata": {"n": 2**70}})
