@@ -125,6 +125,8 @@ class HitOut(BaseModel):
     chars: list[int]
     page: Optional[int]
     heading: Optional[str]
+    location: str = Field("", description="Where in the document, for people: ':120 (Install > Linux)', "
+                                          "'p.7 (2 Methods)', 'cell 4'.")
     metadata: dict[str, Any]
 
 

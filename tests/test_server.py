@@ -115,7 +115,8 @@ def test_search_returns_hits_with_positions(server):
     assert body["index"] == "main" and len(body["hits"]) == 3
     top = body["hits"][0]
     assert top["path"].endswith("ops/logging.md") and top["id"] == top["path"]
-    assert set(top) == {"id", "path", "score", "text", "lines", "chunk", "chars", "page", "heading", "metadata"}
+    assert set(top) == {"id", "path", "score", "text", "lines", "chunk", "chars", "page", "heading", "location",
+                        "metadata"}
     assert "logrotate" in top["text"] and top["lines"][0] >= 1 and top["chars"][1] > top["chars"][0]
 
 
