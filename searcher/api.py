@@ -69,10 +69,13 @@ class Searcher:
     def exists(self) -> bool:
         return (self.path / "manifest.json").is_file()
 
+    def _check_not_a_file(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise SearcherError(f"{self.path}: is a file, not an index folder; choose another --index")
+
     def _read_config(self) -> IndexConfig:
         if self._config is None:
-            if self.path.exists() and not self.path.is_dir():
-                raise SearcherError(f"{self.path}: is a file, not an index folder; choose another --index")
+            self._check_not_a_file()
             config = read_manifest(self.path)
             if config is None:
                 raise SearcherError(f"no index at {self.path}: build one first with `searcher index FOLDER`")
@@ -156,8 +159,7 @@ class Searcher:
 
     def _write(self, action):
         """Run ``action(writer)`` under the writer lock, then persist the vector index."""
-        if self.path.exists() and not self.path.is_dir():
-            raise SearcherError(f"{self.path}: is a file, not an index folder; choose another --index")
+        self._check_not_a_file()
         self.path.mkdir(parents=True, exist_ok=True)
         with WriterLock(self.path):
             try:

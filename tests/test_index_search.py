@@ -205,3 +205,12 @@ def test_out_of_range_filters_are_clear_errors(tmp_path: Path, notes: Path):
         s.search("logs", filters={"modified_after": 1e300})
     with pytest.raises(SearcherError, match="too large"):
         s.search("logs", filters={"metadata": {"n": 2**70}})
+
+
+def test_index_path_that_is_a_file_is_a_clear_error(tmp_path: Path, notes: Path):
+    f = tmp_path / "not-a-folder"
+    f.write_text("x")
+    for call in (lambda s: s.search("logs"), lambda s: s.index(notes), lambda s: s.add(["text"])):
+        with pytest.raises(SearcherError, match="is a file, not an index folder"):
+            call(Searcher(f))
+    assert f.read_text() == "x"
