@@ -147,3 +147,51 @@ def write_section(path: str | Path, name: str, body: str) -> None:
     tmp = file.with_name(file.name + ".tmp")
     tmp.write_text(new, encoding="utf-8")
     os.replace(tmp, file)
+
+
+# ---- a large corpus of short real texts -----------------------------------------------------------
+SCALE_SOURCES = ("/work/shared/data/scifact/corpus.jsonl.gz", "/work/shared/data/cranfield/corpus.jsonl.gz")
+
+
+def scale_texts(count: int, doc_root: str | Path = "/usr/share/doc") -> list[str]:
+    """``count`` distinct real sentences (20+ characters), deterministic: the sentences of the
+    test collections first, then those of the text files under ``doc_root`` in sorted order.
+
+    Why sentences: embedding 100k passages of 200 tokens takes hours on this machine, 100k
+    sentences take minutes, and for speed and recall of the vector index only the count of real
+    vectors matters."""
+    import gzip
+    import json
+
+    from searcher.chunking import sentences
+
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def take(text: str) -> bool:
+        for a, b in sentences(text, 0, len(text)):
+            s = " ".join(text[a:b].split())
+            if len(s) >= 20 and s not in seen:
+                seen.add(s)
+                out.append(s)
+                if len(out) >= count:
+                    return True
+        return False
+
+    for source in SCALE_SOURCES:
+        with gzip.open(source, "rt", encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                if take(f"{d.get('title') or ''}. {d.get('text') or ''}"):
+                    return out
+    for path in sorted(Path(doc_root).rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile):
+            continue
+        if "\0" not in text and take(text):
+            return out
+    raise SystemExit(f"only {len(out)} sentences found, {count} asked for")
