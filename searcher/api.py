@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,22 @@ class Searcher:
         if not self.exists:
             raise SearcherError(f"no index at {self.path}: nothing to delete")
         return self._write(lambda w: w.remove([str(i) for i in ids]))
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The documents with these ids (an added id, or an indexed file's path), in the order asked;
+        ids not in the index are left out. The index keeps chunks, not whole texts, so each text is
+        rebuilt from its chunks: exact except for white space between chunks (see ``Store.documents_by_id``)."""
+        if isinstance(ids, str):
+            ids = [ids]
+        ids = [str(i) for i in ids]
+        self._read_config()
+        store = self._open_store()
+        with store.snapshot():
+            found = store.documents_by_id(list(dict.fromkeys(ids)))
+        from .readers import kind_of
+
+        return [replace(d, kind=kind_of(os.path.basename(d.path)) or "text") if d.path else d
+                for d in (found[i] for i in dict.fromkeys(ids) if i in found)]
 
     def search(self, query: str, k: int = 10, *, mode: Mode = "hybrid", filters: Filters | dict | None = None,
                group_by_file: bool = False, min_score: float | None = None,

@@ -94,6 +94,21 @@ def _filter_sql(f: Filters) -> tuple[str, list[Any]]:
     return (" AND ".join(conds) or "1"), args
 
 
+def _join_chunks(chunks: Sequence[tuple[str, int, int, int]]) -> str:
+    """A document's text from its (text, start_char, start_line, end_line) chunks, in order."""
+    out: list[str] = []
+    end, newlines = 0, 0            # where the text so far ends, and how many newlines it holds
+    for text, start, first, last in chunks:
+        if start + len(text) <= end:
+            continue
+        if start >= end:            # a gap the chunker dropped: white space spanning these lines
+            gap_lines = max(0, min(first - 1 - newlines, start - end))
+            out.append("\n" * gap_lines + " " * (start - end - gap_lines))
+        out.append(text[max(0, end - start):])   # overlapping chunks: only what is new
+        end, newlines = start + len(text), last - 1 + text.endswith("\n")
+    return "".join(out)
+
+
 def text_hash(text: str) -> bytes:
     """The key of the embedding cache: equal texts share one vector."""
     return blake2b(text.encode("utf-8"), digest_size=16).digest()
@@ -285,6 +300,27 @@ class Store:
                  "ORDER BY bm25(chunks_fts) LIMIT ?")
             args = [match, *fargs, n]
         return [(int(i), float(sc)) for i, sc in self.conn.execute(q, args)]
+
+    def documents_by_id(self, doc_ids: Sequence[str]) -> dict[str, Document]:
+        """The documents with these ids that exist, by id, each text rebuilt from its chunks.
+
+        Only chunks are stored, so the text is exact wherever chunks meet or overlap; the white
+        space the chunker left between two chunks comes back as the right number of newlines,
+        then spaces, and white space after the last chunk is not kept."""
+        rows: dict[str, tuple[Any, ...]] = {}
+        chunks: dict[str, list[tuple[Any, ...]]] = {}
+        for i in range(0, len(doc_ids), 500):
+            part = [to_db(d) for d in doc_ids[i:i + 500]]
+            q = ("SELECT d.doc_id, d.path, d.size, d.mtime_ns, d.sha256, d.metadata, c.text, c.start_char, "
+                 "c.start_line, c.end_line FROM documents d LEFT JOIN chunks c ON c.document = d.id "
+                 f"WHERE d.doc_id IN ({','.join('?' * len(part))}) ORDER BY d.id, c.start_char")
+            for doc_id, *doc, text, start, first, last in self.conn.execute(q, part):
+                rows[doc_id] = tuple(doc)
+                if text is not None:
+                    chunks.setdefault(doc_id, []).append((text, start, first, last))
+        return {from_db(d): Document(from_db(d), _join_chunks(chunks.get(d, [])), from_db(path), size, mtime, sha,
+                                     json.loads(meta))
+                for d, (path, size, mtime, sha, meta) in rows.items()}
 
     def documents(self) -> Iterator[tuple[str, str, int]]:
         """(doc_id, source, number of chunks) of every document."""
