@@ -55,6 +55,9 @@ def test_retriever_takes_k_and_metadata_filter(store):
     assert sorted(d.id for d in ops) == ["backup", "logs"]
     either = store.as_retriever(search_kwargs={"filter": {"team": ["kitchen", "garden"]}, "mode": "dense"})
     assert sorted(d.id for d in either.invoke("food")) == ["bread", "tomato"]
+    assert [d.id for d in store.similarity_search("food", filters={"metadata": {"team": "garden"}})] == ["tomato"]
+    with pytest.raises(SearcherError, match="filter: metadata 'team' is also in filters"):
+        store.similarity_search("food", filter={"team": "ops"}, filters={"metadata": {"team": "garden"}})
     assert [d.id for d in asyncio.run(retriever.ainvoke("watering the vegetable garden"))] == ["tomato"]
 
 

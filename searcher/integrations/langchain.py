@@ -143,9 +143,11 @@ class SearcherVectorStore(VectorStore):
                                 f"filters or {', '.join(sorted(_SEARCH_OPTIONS))}")
         filters = options.pop("filters", None)
         if filter:
-            if isinstance(filters, Filters):
-                filters = vars(filters)
-            filters = {**(filters or {}), "metadata": {**(filters or {}).get("metadata", {}), **filter}}
+            filters = dict(vars(filters) if isinstance(filters, Filters) else filters or {})
+            metadata = dict(filters.get("metadata") or {})
+            if both := set(metadata) & set(filter):
+                raise SearcherError(f"filter: metadata '{sorted(both)[0]}' is also in filters; give it once")
+            filters["metadata"] = {**metadata, **filter}
         with self._lock:
             if not self.searcher.exists:
                 return []
