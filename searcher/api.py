@@ -200,9 +200,14 @@ class Searcher:
             raise SearcherError(f"add(): got {len(texts)} texts, {len(ids)} ids and {len(metas)} metadata")
         if len(set(ids)) != len(ids):
             raise SearcherError("add(): ids must be unique")
-        for text, doc_id in zip(texts, ids):
+        for text, doc_id, meta in zip(texts, ids, metas):
             if not isinstance(text, str) or not text.strip():
                 raise SearcherError(f"add(): the text for id '{doc_id}' is empty")
+            try:
+                json.dumps(meta, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise SearcherError(f"add(): the metadata for id '{doc_id}' is not JSON ({exc}); "
+                                    "use strings, numbers, booleans, lists and objects") from None
 
         def run(writer: Writer) -> list[str]:
             known = writer.store.api_states(ids)

@@ -117,6 +117,10 @@ def test_add_delete_and_metadata(tmp_path: Path):
     assert s.info()["documents"] == 2
     with pytest.raises(SearcherError, match="list of texts"):
         s.add("just one string")  # type: ignore[arg-type]
+    import datetime
+    with pytest.raises(SearcherError, match="metadata for id 'when' is not JSON"):
+        s.add(["A dated note."], ids=["when"], metadata=[{"at": datetime.date(2026, 1, 1)}])
+    assert s.info()["documents"] == 2   # nothing written
 
 
 def test_vector_index_is_rebuilt_from_sqlite(tmp_path: Path, notes: Path):

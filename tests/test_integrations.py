@@ -1,4 +1,4 @@
-"""Adapters: the MCP server answered by a real MCP client session over stdio; LangChain's vector store."""
+"""The MCP adapter, answered by a real MCP client session over stdio (LangChain: tests/test_langchain.py)."""
 from __future__ import annotations
 
 import json
