@@ -110,7 +110,7 @@ class Searcher:
         exists and passed its check, else the torch model. A --model other than the index's own
         name is loaded with torch, so that its weights can be compared with the manifest."""
         if unavailable(self.path, config.query_encoder) is None and self._model_name in (None, config.model.name):
-            return load_query_encoder(self.path, config.query_encoder)
+            return load_query_encoder(self.path, config.query_encoder, config.model.dim)
         return self._encoder_for(config)
 
     def _export_query_encoder(self) -> None:

@@ -15,6 +15,7 @@ import importlib.util
 import os
 import re
 import shutil
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -83,7 +84,7 @@ class QueryEncoderInfo:
 class OnnxQueryEncoder:
     """Embeds queries with the exported graph; same vectors and unknown-token share as ``Encoder``."""
 
-    def __init__(self, onnx_path: Path, tokenizer_path: Path, unk_token_id: int | None, threads: int = 1):
+    def __init__(self, onnx_path: Path, tokenizer_path: Path, dim: int, unk_token_id: int | None, threads: int = 1):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -99,11 +100,11 @@ class OnnxQueryEncoder:
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._unk = unk_token_id
-        self.dim = int(self._session.get_outputs()[0].shape[-1])
+        self.dim = dim
 
     @classmethod
-    def open(cls, folder: Path, info: QueryEncoderInfo) -> OnnxQueryEncoder:
-        return cls(folder / ONNX_FILE, folder / TOKENIZER_FILE, info.unk_token_id)
+    def open(cls, folder: Path, info: QueryEncoderInfo, dim: int) -> OnnxQueryEncoder:
+        return cls(folder / ONNX_FILE, folder / TOKENIZER_FILE, dim, info.unk_token_id)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text. Texts run one at a time, unpadded:
@@ -134,10 +135,10 @@ def unavailable(folder: Path, info: QueryEncoderInfo | None) -> str | None:
     return None
 
 
-def load_query_encoder(folder: Path, info: QueryEncoderInfo) -> OnnxQueryEncoder:
+def load_query_encoder(folder: Path, info: QueryEncoderInfo, dim: int) -> OnnxQueryEncoder:
     """One loaded encoder per process and index folder (reloaded if the file is replaced)."""
     try:
-        return _load(str(folder), info, (folder / ONNX_FILE).stat().st_mtime_ns)
+        return _load(str(folder), info, dim, (folder / ONNX_FILE).stat().st_mtime_ns)
     except Exception as exc:  # noqa: BLE001 - a damaged file: say which and how to get past it
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SearcherError(f"{folder / ONNX_FILE}: cannot load it ({first}); delete it to search with torch, "
@@ -145,13 +146,14 @@ def load_query_encoder(folder: Path, info: QueryEncoderInfo) -> OnnxQueryEncoder
 
 
 @lru_cache(maxsize=8)
-def _load(folder: str, info: QueryEncoderInfo, stamp: int) -> OnnxQueryEncoder:
-    return OnnxQueryEncoder.open(Path(folder), info)
+def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: int) -> OnnxQueryEncoder:
+    return OnnxQueryEncoder.open(Path(folder), info, dim)
 
 
-# fingerprint of a model's weights -> (an ONNX file exported from it in this process, exporter):
-# every later index of the same model copies that file instead of tracing the model again
-_exported: dict[str, tuple[Path, str]] = {}
+# loaded model -> (an ONNX file exported from it in this process, exporter): every later index of
+# the same model copies that file instead of tracing the model again. Keyed by the object, not the
+# weights' fingerprint: models with the same weights may pool differently.
+_exported: weakref.WeakKeyDictionary[Encoder, tuple[Path, str]] = weakref.WeakKeyDictionary()
 
 
 def export(encoder: Encoder, folder: Path, sample: Sequence[str]) -> QueryEncoderInfo:
@@ -172,7 +174,7 @@ def export(encoder: Encoder, folder: Path, sample: Sequence[str]) -> QueryEncode
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return QueryEncoderInfo("torch", f"the model could not be exported to ONNX: {first}")
         tmp_tok.write_text(encoder.tokenizer_json(), encoding="utf-8")
-        light = OnnxQueryEncoder(tmp_onnx, tmp_tok, encoder.unk_token_id)
+        light = OnnxQueryEncoder(tmp_onnx, tmp_tok, encoder.dim, encoder.unk_token_id)
         cosine = float(np.min(np.sum(encoder.encode(texts) * light.encode(texts), axis=1)))
         if cosine < MIN_COSINE:
             return QueryEncoderInfo("torch", f"the ONNX vectors differ from torch's (min cosine {cosine:.7f} < "
@@ -183,7 +185,7 @@ def export(encoder: Encoder, folder: Path, sample: Sequence[str]) -> QueryEncode
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, folder / name)
-        _exported[encoder.info.fingerprint] = (folder / ONNX_FILE, exporter)
+        _exported[encoder] = (folder / ONNX_FILE, exporter)
         return QueryEncoderInfo("onnx", unk_token_id=encoder.unk_token_id, min_cosine=round(cosine, 9),
                                 texts_checked=len(texts), exporter=exporter)
     finally:
@@ -193,7 +195,7 @@ def export(encoder: Encoder, folder: Path, sample: Sequence[str]) -> QueryEncode
 
 def _export_or_copy(encoder: Encoder, path: Path) -> str:
     """The exporter's description; the graph is written to ``path`` (checked by the caller either way)."""
-    done = _exported.get(encoder.info.fingerprint)
+    done = _exported.get(encoder)
     if done is not None and done[0].is_file():
         shutil.copyfile(done[0], path)
         return done[1]
