@@ -12,15 +12,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chunking import ChunkingConfig
 from .config import IndexConfig, read_manifest, record_query_encoder, write_manifest
 from .embedding import DEFAULT_MODEL, Encoder, load_encoder, load_reranker
 from .errors import SearcherError
-from .evaluation import evaluate, load_collection
-from .ingest import WalkOptions
-from .indexing import Progress, Writer, index_folder
 from .locking import WriterLock
 from .query import Fusion, Mode, QueryEncoder, SearchOptions
 from .query import search as run_query
@@ -28,6 +25,10 @@ from .query_encoder import SAMPLE_CHUNKS, export as export_query_encoder, load_q
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
 from .vectors import VectorIndex
+
+if TYPE_CHECKING:   # the write path's modules load when a write starts: a search does not pay for them
+    from .indexing import Progress, Writer
+    from .ingest import WalkOptions
 
 DB_FILE = "searcher.db"
 DEFAULT_OVERLAP_TOKENS = 32
@@ -149,6 +150,8 @@ class Searcher:
         return config
 
     def _writer(self) -> Writer:
+        from .indexing import Writer
+
         config = self._read_config() if self.exists else self._create()
         self._config = config
         if self._model_name is not None:
@@ -195,16 +198,20 @@ class Searcher:
         return result
 
     # ---- the public API ------------------------------------------------------------------------
-    def index(self, folder: str | Path, *, options: WalkOptions = WalkOptions(),
+    def index(self, folder: str | Path, *, options: WalkOptions | None = None,
               progress: Progress | None = None) -> IndexReport:
-        """Bring the index up to date with a folder (or one file): add, update, remove."""
+        """Bring the index up to date with a folder (or one file): add, update, remove.
+        ``options``: what to read (default ``WalkOptions()``)."""
+        from .indexing import index_folder
+        from .ingest import WalkOptions
+
         root = Path(folder).expanduser()
         if not root.exists():
             raise SearcherError(f"{folder}: no such file or folder")
         root = root.resolve()
         if root == self.path or root.is_relative_to(self.path):
             raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
-        return self._write(lambda w: index_folder(root, w, options, progress))
+        return self._write(lambda w: index_folder(root, w, options or WalkOptions(), progress))
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
             metadata: Sequence[dict[str, Any]] | None = None, *, progress: Progress | None = None) -> list[str]:
@@ -275,10 +282,12 @@ class Searcher:
 
         Documents are ranked by their best chunk, 100 deep; ``search_options`` go to ``search()``
         (e.g. fusion="rrf"). See ``searcher.evaluation`` for the metrics."""
-        coll = load_collection(collection)
+        from . import evaluation
+
+        coll = evaluation.load_collection(collection)
         self.add([text for _, text in coll.corpus], ids=[doc_id for doc_id, _ in coll.corpus], progress=progress)
-        return {mode: evaluate(lambda q, m=mode: [h.id for h in self.search(q, k=100, mode=m, group_by_file=True,
-                                                                           **search_options)], coll)
+        return {mode: evaluation.evaluate(lambda q, m=mode: [h.id for h in self.search(
+                    q, k=100, mode=m, group_by_file=True, **search_options)], coll)
                 for mode in modes}
 
     def info(self) -> dict[str, Any]:

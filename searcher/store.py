@@ -251,7 +251,8 @@ class Store:
         """Up to ``n`` chunk texts: the longest half, the rest at random (to check an encoder on)."""
         longest = [r[0] for r in self.conn.execute("SELECT text FROM chunks ORDER BY n_tokens DESC LIMIT ?",
                                                    (n // 2,))]
-        rest = [r[0] for r in self.conn.execute("SELECT text FROM chunks ORDER BY random() LIMIT ?", (n - len(longest),))]
+        rest = [r[0] for r in self.conn.execute("SELECT text FROM chunks ORDER BY random() LIMIT ?",
+                                                (n - len(longest),))]
         return list(dict.fromkeys(longest + rest))
 
     def stats(self) -> dict[str, int]:
