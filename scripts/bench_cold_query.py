@@ -88,10 +88,10 @@ def run_cold(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
 
 
 def ensure_ours(index: Path, texts: list[str]) -> dict[str, Any]:
-    """An index of ``texts`` (built unless ``index`` already holds that many chunks), with its
-    query encoder exported (an index built by an older searcher gains it here, as on any index run)."""
+    """An index of ``texts``, one document each (built unless ``index`` already holds that many), with
+    its query encoder exported (an index built by an older searcher gains it here, as on any write)."""
     s = Searcher(index)
-    if not s.exists or s.info()["chunks"] != len(texts):
+    if not s.exists or s.info()["documents"] != len(texts):
         for i in range(0, len(texts), 5000):
             s.add(texts[i:i + 5000], ids=[f"s{j}" for j in range(i, min(i + 5000, len(texts)))])
     if s.info()["query_encoder"]["active"] != "onnx":
@@ -141,9 +141,9 @@ def thread_latency(index: Path, reps: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--chunks", type=int, default=100_000, help="chunks in our large index")
+    ap.add_argument("--chunks", type=int, default=100_000, help="texts (about as many chunks) in our large index")
     ap.add_argument("--index", type=Path, default=Path(tempfile.gettempdir()) / "bench-cold-query" / "ours-large",
-                    help="our large index (built if it does not hold --chunks chunks)")
+                    help="our large index (built if it does not hold --chunks texts)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench-cold-query",
                     help="where the small indexes (ours and the peers') are built and kept")
     ap.add_argument("--peer-chunks", type=int, default=2000, help="texts in the peers' (and our small) index")

@@ -140,9 +140,8 @@ def load_query_encoder(folder: Path, info: QueryEncoderInfo, dim: int) -> OnnxQu
     try:
         return _load(str(folder), info, dim, (folder / ONNX_FILE).stat().st_mtime_ns)
     except Exception as exc:  # noqa: BLE001 - a damaged file: say which and how to get past it
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SearcherError(f"{folder / ONNX_FILE}: cannot load it ({first}); delete it to search with torch, "
-                            "or rebuild the index") from None
+        raise SearcherError(f"{folder / ONNX_FILE}: cannot load it ({_first_line(exc)}); delete it to search "
+                            "with torch, or rebuild the index") from None
 
 
 @lru_cache(maxsize=8)
@@ -171,8 +170,7 @@ def export(encoder: Encoder, folder: Path, sample: Sequence[str]) -> QueryEncode
         try:
             exporter = _export_or_copy(encoder, tmp_onnx)
         except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch", with its reason
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return QueryEncoderInfo("torch", f"the model could not be exported to ONNX: {first}")
+            return QueryEncoderInfo("torch", f"the model could not be exported to ONNX: {_first_line(exc)}")
         tmp_tok.write_text(encoder.tokenizer_json(), encoding="utf-8")
         light = OnnxQueryEncoder(tmp_onnx, tmp_tok, encoder.dim, encoder.unk_token_id)
         cosine = float(np.min(np.sum(encoder.encode(texts) * light.encode(texts), axis=1)))
@@ -200,3 +198,8 @@ def _export_or_copy(encoder: Encoder, path: Path) -> str:
         shutil.copyfile(done[0], path)
         return done[1]
     return encoder.export_onnx(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
