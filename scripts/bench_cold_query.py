@@ -70,21 +70,33 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_cold(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
-    """One fresh process: wall seconds, CPU seconds (user + system) and peak RSS in MB."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+# Runs the timed commands from a small fresh process: a child's peak RSS counts its parent's RSS at
+# fork (Linux carries the high-water mark across fork and exec), so spawning from this script, which
+# holds the texts and has loaded models, would inflate every figure. Reads [[cmd, env], ...] on stdin,
+# writes one {wall, cpu, rss_mb} per command.
+TIMER = """import json, os, subprocess, sys, tempfile, time
+out = []
+for cmd, env in json.load(sys.stdin):
+    with tempfile.TemporaryFile() as so, tempfile.TemporaryFile() as se:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(cmd, stdout=so, stderr=se, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            err.seek(0)
-            raise RuntimeError(f"{cmd[:3]} exited {proc.returncode}: {err.read().decode()[-800:]}")
-        out.seek(0)
-        if not out.read().strip():
-            raise RuntimeError(f"{cmd[:3]} printed no results")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+        so.seek(0); se.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0 or not so.read().strip():
+            sys.exit(f"{cmd[:4]} failed or printed nothing: {se.read().decode()[-800:]}")
+    out.append({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024})
+json.dump(out, sys.stdout)
+"""
+
+
+def run_cold(commands: list[tuple[list[str], dict[str, str]]]) -> list[dict[str, float]]:
+    """Fresh processes, one after the other: wall seconds, CPU seconds (user + system), peak RSS MB."""
+    proc = subprocess.run([sys.executable, "-c", TIMER], input=json.dumps(commands), capture_output=True,
+                          text=True, env={"PATH": os.environ.get("PATH", "")})
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip())
+    return json.loads(proc.stdout)
 
 
 def ensure_ours(index: Path, texts: list[str]) -> dict[str, Any]:
@@ -175,13 +187,12 @@ def main(argv: list[str] | None = None) -> None:
                            "-n", "10"], child_env({"LLM_USER_PATH": str(llm_dir / "llm-home")})),
         "txtai": (lambda q: [args.peers_python, "-c", TXTAI_QUERY, str(txtai_dir / "txtai"), q], child_env()),
     }
+    order = [(r, name) for r in range(-1, args.runs) for name in systems]   # run -1: the warm-up
+    results = run_cold([(systems[name][0](QUERIES[r % len(QUERIES)]), systems[name][1]) for r, name in order])
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in systems}
-    for r in range(-1, args.runs):             # run -1: the warm-up
-        q = QUERIES[r % len(QUERIES)]
-        for name, (cmd, env) in systems.items():
-            result = run_cold(cmd(q), env)
-            if r >= 0:
-                runs[name].append(result)
+    for (r, name), result in zip(order, results):
+        if r >= 0:
+            runs[name].append(result)
     threads = thread_latency(args.index, reps=30)
 
     def stat(name: str, key: str, fn) -> float:

@@ -150,8 +150,9 @@ def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: int) -> OnnxQuer
 
 
 # loaded model -> (an ONNX file exported from it in this process, exporter): every later index of
-# the same model copies that file instead of tracing the model again. Keyed by the object, not the
-# weights' fingerprint: models with the same weights may pool differently.
+# the same model links (or copies) that file instead of tracing the model again; the files are
+# only ever replaced, never written in place, so sharing them is safe. Keyed by the object, not
+# the weights' fingerprint: models with the same weights may pool differently.
 _exported: weakref.WeakKeyDictionary[Encoder, tuple[Path, str]] = weakref.WeakKeyDictionary()
 
 
@@ -195,7 +196,10 @@ def _export_or_copy(encoder: Encoder, path: Path) -> str:
     """The exporter's description; the graph is written to ``path`` (checked by the caller either way)."""
     done = _exported.get(encoder)
     if done is not None and done[0].is_file():
-        shutil.copyfile(done[0], path)
+        try:
+            os.link(done[0], path)
+        except OSError:   # another file system
+            shutil.copyfile(done[0], path)
         return done[1]
     return encoder.export_onnx(path)
 
