@@ -245,6 +245,9 @@ of its model (`{qe['file']}`, checked against torch on {qe['texts_checked']} tex
 `../shared/tools/peer_bench.py`; building them at {n} would cost as long as encoding ours did, and their
 cold time is torch and model load, which does not grow with the collection: their figures are a lower bound).
 
+CPU s is what the process needed from the processors (user + system, all threads); the wall clock also
+counts waiting for a core, which on this shared machine (load average above) is most of the difference.
+
 | system | p50 wall s | p95 wall s | CPU s (p50) | peak RSS MB | runs (wall s) |
 |---|---|---|---|---|---|
 {chr(10).join(row(name) for name in r['runs'])}
@@ -258,8 +261,8 @@ cold time is torch and model load, which does not grow with the collection: thei
 
 Query encoder threads (in-process, one query, median of 30 paired runs): a short query {t['short_1']:.1f} ms
 with 1 intra-op thread vs {t['short_2']:.1f} ms with 2; a query filling the model's window {t['long_1']:.1f} ms
-vs {t['long_2']:.1f} ms. `searcher` uses 1 thread for a query.
-"""
+vs {t['long_2']:.1f} ms. `searcher` uses 1 thread for a query: a second one has not given a consistent gain
+for one query here, and it would take the other core from the rest of the search."""
 
 
 if __name__ == "__main__":
