@@ -13,21 +13,23 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chunking import ChunkingConfig
-from .config import IndexConfig, read_manifest, write_manifest
+from .config import IndexConfig, read_manifest, record_query_encoder, write_manifest
 from .embedding import DEFAULT_MODEL, Encoder, load_encoder, load_reranker
 from .errors import SearcherError
-from .evaluation import evaluate, load_collection
-from .ingest import WalkOptions
-from .indexing import Progress, Writer, index_folder
 from .locking import WriterLock
-from .query import Fusion, Mode, SearchOptions
+from .query import Fusion, Mode, QueryEncoder, SearchOptions
 from .query import search as run_query
+from .query_encoder import SAMPLE_CHUNKS, export as export_query_encoder, load_query_encoder, unavailable
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
 from .vectors import VectorIndex
+
+if TYPE_CHECKING:   # the write path's modules load when a write starts: a search does not pay for them
+    from .indexing import Progress, Writer
+    from .ingest import WalkOptions
 
 DB_FILE = "searcher.db"
 DEFAULT_OVERLAP_TOKENS = 32
@@ -105,6 +107,24 @@ class Searcher:
                     f"(dim {info.dim}, weights {info.fingerprint[:12]}); leave out --model or build a new index")
         return self._encoder
 
+    def _query_encoder(self, config: IndexConfig) -> QueryEncoder:
+        """For searching: the ONNX encoder exported into the index (no torch in the process) when it
+        exists and passed its check, else the torch model. A --model other than the index's own
+        name is loaded with torch, so that its weights can be compared with the manifest."""
+        if unavailable(self.path, config.query_encoder) is None and self._model_name in (None, config.model.name):
+            return load_query_encoder(self.path, config.query_encoder, config.model.dim)
+        return self._encoder_for(config)
+
+    def _export_query_encoder(self) -> None:
+        """Once per index, at the end of its first write (or the first write of an index made before
+        exports existed): export the model for the light query encoder, record the outcome."""
+        config = self._read_config()
+        store = self._open_store()
+        with store.snapshot():
+            sample = store.sample_texts(SAMPLE_CHUNKS)
+        self._config = record_query_encoder(self.path, export_query_encoder(self._encoder_for(config), self.path,
+                                                                            sample))
+
     def _open_store(self) -> Store:
         if self._store is None:
             self._store = Store.open(self.path / DB_FILE, self._read_config().model.dim)
@@ -131,6 +151,8 @@ class Searcher:
         return config
 
     def _writer(self) -> Writer:
+        from .indexing import Writer
+
         config = self._read_config() if self.exists else self._create()
         self._config = config
         if self._model_name is not None:
@@ -158,8 +180,9 @@ class Searcher:
             self._vectors_gen = gen
         return self._vectors
 
-    def _write(self, action):
-        """Run ``action(writer)`` under the writer lock, then persist the vector index."""
+    def _write(self, action, export: bool = True):
+        """Run ``action(writer)`` under the writer lock, then persist the vector index (and, the first
+        time, export the query encoder)."""
         self._check_not_a_file()
         self.path.mkdir(parents=True, exist_ok=True)
         with WriterLock(self.path):
@@ -171,19 +194,25 @@ class Searcher:
             except BaseException:
                 self._vectors, self._vectors_gen = None, -1   # reload from what was committed
                 raise
+            if export and self._read_config().query_encoder is None:
+                self._export_query_encoder()
         return result
 
     # ---- the public API ------------------------------------------------------------------------
-    def index(self, folder: str | Path, *, options: WalkOptions = WalkOptions(),
+    def index(self, folder: str | Path, *, options: WalkOptions | None = None,
               progress: Progress | None = None) -> IndexReport:
-        """Bring the index up to date with a folder (or one file): add, update, remove."""
+        """Bring the index up to date with a folder (or one file): add, update, remove.
+        ``options``: what to read (default ``WalkOptions()``)."""
+        from .indexing import index_folder
+        from .ingest import WalkOptions
+
         root = Path(folder).expanduser()
         if not root.exists():
             raise SearcherError(f"{folder}: no such file or folder")
         root = root.resolve()
         if root == self.path or root.is_relative_to(self.path):
             raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
-        return self._write(lambda w: index_folder(root, w, options, progress))
+        return self._write(lambda w: index_folder(root, w, options or WalkOptions(), progress))
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
             metadata: Sequence[dict[str, Any]] | None = None, *, progress: Progress | None = None) -> list[str]:
@@ -228,7 +257,7 @@ class Searcher:
             ids = [ids]
         if not self.exists:
             raise SearcherError(f"no index at {self.path}: nothing to delete")
-        return self._write(lambda w: w.remove([str(i) for i in ids]))
+        return self._write(lambda w: w.remove([str(i) for i in ids]), export=False)
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The documents with these ids (an added id, or an indexed file's path), in the order asked;
@@ -266,7 +295,7 @@ class Searcher:
         config = self._read_config()
         store = self._open_store()
         with store.snapshot():
-            return run_query(query, options, lambda: self._encoder_for(config), lambda: self._synced_vectors(store),
+            return run_query(query, options, lambda: self._query_encoder(config), lambda: self._synced_vectors(store),
                              store, load_reranker)
 
     def evaluate(self, collection: str | Path, modes: Sequence[Mode] = ("hybrid",), *,
@@ -275,10 +304,12 @@ class Searcher:
 
         Documents are ranked by their best chunk, 100 deep; ``search_options`` go to ``search()``
         (e.g. fusion="rrf"). See ``searcher.evaluation`` for the metrics."""
-        coll = load_collection(collection)
+        from . import evaluation
+
+        coll = evaluation.load_collection(collection)
         self.add([text for _, text in coll.corpus], ids=[doc_id for doc_id, _ in coll.corpus], progress=progress)
-        return {mode: evaluate(lambda q, m=mode: [h.id for h in self.search(q, k=100, mode=m, group_by_file=True,
-                                                                           **search_options)], coll)
+        return {mode: evaluation.evaluate(lambda q, m=mode: [h.id for h in self.search(
+                    q, k=100, mode=m, group_by_file=True, **search_options)], coll)
                 for mode in modes}
 
     def info(self) -> dict[str, Any]:
@@ -288,10 +319,13 @@ class Searcher:
         with store.snapshot():
             stats = store.stats()
         size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        why_torch = unavailable(self.path, config.query_encoder)
         return {
             "index": str(self.path), **stats, "model": config.model.to_dict(),
             "chunking": {"max_tokens": config.chunking.max_tokens, "overlap_tokens": config.chunking.overlap_tokens},
             "ann": VectorIndex.kind, "ann_description": VectorIndex.description,
+            "query_encoder": {**(config.query_encoder.to_dict() if config.query_encoder else {}),
+                              "active": "torch" if why_torch else "onnx", "why_torch": why_torch},
             "disk_bytes": size,
         }
 

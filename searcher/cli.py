@@ -376,6 +376,10 @@ def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = 
         typer.echo(f"chunking:   ≤ {data['chunking']['max_tokens']} tokens, "
                    f"{data['chunking']['overlap_tokens']} overlap")
         typer.echo(f"ann index:  {data['ann_description']}")
+        qe = data["query_encoder"]
+        typer.echo("queries:    " + (f"ONNX Runtime, no torch ({qe['file']}; {qe['texts_checked']} texts checked, "
+                                     f"min cosine to torch {qe['min_cosine']:.7f})" if qe["active"] == "onnx"
+                                     else f"torch, because {qe['why_torch']}"))
         typer.echo(f"disk:       {data['disk_bytes'] / 2**20:.1f} MiB")
     _run(go)
 

@@ -1,7 +1,8 @@
 """The index manifest: what built an index, so that every later run and search uses the same.
 
-``manifest.json`` is written once, atomically, when an index is created; an index folder without
-it is not an index. See docs/format.md.
+``manifest.json`` is written atomically when an index is created; an index folder without it is
+not an index. The only later change is the record of the query encoder's ONNX export
+(``record_query_encoder``). See docs/format.md.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 from .chunking import ChunkingConfig
 from .embedding import ModelInfo
 from .errors import SearcherError
+from .query_encoder import QueryEncoderInfo
 
 FORMAT = "searcher-index"
 FORMAT_VERSION = 1
@@ -25,8 +27,10 @@ MANIFEST = "manifest.json"
 class IndexConfig:
     model: ModelInfo
     chunking: ChunkingConfig
+    query_encoder: QueryEncoderInfo | None = None   # None: made before ONNX export, not yet exported
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"query_encoder": self.query_encoder.to_dict()} if self.query_encoder else {}
         return {
             "format": FORMAT, "version": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -34,14 +38,22 @@ class IndexConfig:
             "chunking": {"max_tokens": self.chunking.max_tokens,
                          "overlap_tokens": self.chunking.overlap_tokens},
             "vectors": {"dtype": "float32", "metric": "cosine"},
+            **extra,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
-        return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]))
+        qe = d.get("query_encoder")
+        return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]),
+                   QueryEncoderInfo.from_dict(qe) if qe else None)
 
 
 def read_manifest(folder: Path) -> IndexConfig | None:
+    data = _read(folder)
+    return IndexConfig.from_dict(data) if data is not None else None
+
+
+def _read(folder: Path) -> dict[str, Any] | None:
     path = folder / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -54,12 +66,27 @@ def read_manifest(folder: Path) -> IndexConfig | None:
     if data.get("version") != FORMAT_VERSION:
         raise SearcherError(f"{path}: index format version {data.get('version')} is not supported by this "
                             f"searcher (reads version {FORMAT_VERSION}); rebuild the index")
-    return IndexConfig.from_dict(data)
+    return data
 
 
 def write_manifest(folder: Path, config: IndexConfig) -> None:
+    _write(folder, config.to_dict())
+
+
+def record_query_encoder(folder: Path, info: QueryEncoderInfo) -> IndexConfig:
+    """Add the outcome of the ONNX export to an existing manifest, keeping everything else as it was."""
+    data = _read(folder)
+    if data is None:
+        raise SearcherError(f"no index at {folder}")
+    data["query_encoder"] = info.to_dict()
+    _write(folder, data)
+    return IndexConfig.from_dict(data)
+
+
+def _write(folder: Path, data: dict[str, Any]) -> None:
+    """Atomically: a temporary file, fsynced, renamed over the manifest."""
     tmp = folder / f".{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, folder / MANIFEST)

