@@ -1,7 +1,7 @@
 """The index manifest: what built an index, so that every later run and search uses the same.
 
-``manifest.json`` is written once, atomically, when an index is created; an index folder without
-it is not an index. See docs/format.md.
+``manifest.json`` is written atomically when an index is created (and again only by ``migrate``,
+which changes the vector store); an index folder without it is not an index. See docs/format.md.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from .chunking import ChunkingConfig
 from .embedding import ModelInfo
 from .errors import SearcherError
+from .vectorstores import VectorStoreConfig
 
 FORMAT = "searcher-index"
 FORMAT_VERSION = 1
@@ -25,6 +26,7 @@ MANIFEST = "manifest.json"
 class IndexConfig:
     model: ModelInfo
     chunking: ChunkingConfig
+    vector_store: VectorStoreConfig = VectorStoreConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -34,11 +36,13 @@ class IndexConfig:
             "chunking": {"max_tokens": self.chunking.max_tokens,
                          "overlap_tokens": self.chunking.overlap_tokens},
             "vectors": {"dtype": "float32", "metric": "cosine"},
+            "vector_store": self.vector_store.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
-        return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]))
+        return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]),
+                   VectorStoreConfig.from_dict(d.get("vector_store")))   # absent: made before Milvus support
 
 
 def read_manifest(folder: Path) -> IndexConfig | None:
