@@ -10,10 +10,12 @@ SQLite from that generation on (upserts and deletes are idempotent), exactly lik
 """
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,6 +29,21 @@ WRITE_ROWS = 2_000        # rows per upsert/delete call (keeps gRPC messages far
 STATE_ROW = 0
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 IVF_PARAMS = {"nlist": 1024}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _milvus_errors(method: F) -> F:
+    """Report a failing Milvus call as one line naming the store, not a gRPC traceback."""
+    @functools.wraps(method)
+    def wrapper(self: MilvusVectors, *args: Any, **kwargs: Any) -> Any:
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            return method(self, *args, **kwargs)
+        except MilvusException as exc:
+            raise SearcherError(f"Milvus at {self.config.uri}, collection {self.collection}: "
+                                f"{method.__name__} failed ({_first_line(exc)})") from None
+    return wrapper  # type: ignore[return-value]
 
 
 def _client(config: VectorStoreConfig, token: str | None):
@@ -45,9 +62,14 @@ def _client(config: VectorStoreConfig, token: str | None):
         kwargs["server_name"] = config.server_name
     if config.lite:
         Path(config.uri or "").parent.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)   # failures are reported as SearcherError
     try:
         return MilvusClient(config.uri or "", **kwargs)
     except Exception as exc:  # noqa: BLE001 - connection, auth, TLS and lite start-up failures alike
+        if config.lite:
+            raise SearcherError(f"--milvus-uri {config.uri}: cannot open the milvus-lite file ({_first_line(exc)}); "
+                                "milvus-lite serves one process at a time — stop the other process using it, "
+                                "or use a Milvus server for concurrent indexing and searching") from None
         raise SearcherError(f"--milvus-uri {config.uri}: cannot connect to Milvus ({_first_line(exc)}); check "
                             f"the address, the token (--milvus-token or ${TOKEN_ENV}) and TLS options") from None
 
@@ -86,24 +108,30 @@ class MilvusVectors:
              token: str | None = None) -> tuple[MilvusVectors, int]:
         """The collection and the generation to catch up from (see ``vectorstores.open_vectors``)."""
         store = cls(_client(config, token), config, dim, writing)
-        exists = store.client.has_collection(store.collection) and store.client.has_collection(store.state)
-        if not writing:
-            if not exists:
-                raise SearcherError(f"Milvus at {config.uri} has no collection {store.collection}: run "
-                                    "`searcher index` on this index to rebuild it from searcher.db")
-            return store, generation
-        saved = store._saved_generation() if exists else None
+        return store, store._start(generation, pruned)
+
+    @_milvus_errors
+    def _start(self, generation: int, pruned: int) -> int:
+        exists = self.client.has_collection(self.collection) and self.client.has_collection(self.state)
+        if not exists and not self.writing:
+            raise SearcherError(f"Milvus at {self.config.uri} has no collection {self.collection}: run "
+                                "`searcher index` on this index to rebuild it from searcher.db")
         if exists:
-            store._check_dim()
+            self._check_dim()
+            for name in (self.collection, self.state):
+                self.client.load_collection(name)   # a no-op when loaded; milvus-lite releases on close
+        if not self.writing:
+            return generation
+        saved = self._saved_generation() if exists else None
         if saved is None or saved < pruned or saved > generation:
-            store.reset()
-            return store, -1
-        return store, saved
+            self.reset()
+            return -1
+        return saved
 
     @classmethod
     def create(cls, config: VectorStoreConfig, dim: int, token: str | None = None) -> MilvusVectors:
         store = cls(_client(config, token), config, dim, writing=True)
-        store.reset()
+        _milvus_errors(cls.reset)(store)
         return store
 
     def _check_dim(self) -> None:
@@ -142,10 +170,12 @@ class MilvusVectors:
                                       consistency_level="Strong")
 
     # ---- the vector-store interface -------------------------------------------------------------
+    @_milvus_errors
     def __len__(self) -> int:
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
+    @_milvus_errors
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if not self.writing or not len(ids):
             return
@@ -154,12 +184,14 @@ class MilvusVectors:
             self.client.upsert(self.collection, [{"id": int(i), "vector": v.tolist()}
                                                  for i, v in zip(ids[part], vectors[part])])
 
+    @_milvus_errors
     def remove(self, ids: np.ndarray) -> None:
         if not self.writing or not len(ids):
             return
         for part in _batches(len(ids), WRITE_ROWS):
             self.client.delete(self.collection, ids=[int(i) for i in ids[part]])
 
+    @_milvus_errors
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Scores and ids of the ``k`` nearest vectors (at most ``MAX_TOPK``), restricted to
         ``allowed`` ids when given: one search per part of the allowed ids, merged."""
@@ -186,6 +218,7 @@ class MilvusVectors:
             return {"nprobe": 32}
         return {}
 
+    @_milvus_errors
     def reconstruct(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these ids, one row each."""
         if not len(ids):
@@ -194,6 +227,7 @@ class MilvusVectors:
         by_id = {int(r["id"]): r["vector"] for r in rows}
         return np.array([by_id[int(i)] for i in ids], dtype=np.float32)
 
+    @_milvus_errors
     def save(self, folder: Path, generation: int) -> None:
         """Record that the collection reflects ``generation`` (the folder holds nothing of Milvus)."""
         if self.writing:
