@@ -62,7 +62,8 @@ def _client(config: VectorStoreConfig, token: str | None):
         kwargs["server_name"] = config.server_name
     if config.lite:
         Path(config.uri or "").parent.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)   # failures are reported as SearcherError
+    for name in ("pymilvus", "milvus_lite"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)   # failures are reported as SearcherError
     try:
         return MilvusClient(config.uri or "", **kwargs)
     except Exception as exc:  # noqa: BLE001 - connection, auth, TLS and lite start-up failures alike
