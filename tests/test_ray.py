@@ -1,0 +1,93 @@
+"""Embedding on Ray (local mode, 2 CPUs): a slice of a real collection indexed through Ray Data gives
+the vectors local encoding gives, and a Ray worker killed mid-run does not stop the run."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searcher import Searcher
+
+ray = pytest.importorskip("ray")
+SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl.gz")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _scifact(n: int) -> list[dict]:
+    if not SCIFACT.is_file():
+        pytest.skip(f"{SCIFACT}: the SciFact collection is not here (see /work/shared/data/README)")
+    with gzip.open(SCIFACT, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for _, line in zip(range(n), f)]
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_index_through_ray_gives_the_vectors_of_local_encoding(tmp_path: Path, local_ray, encoder):
+    folder = tmp_path / "scifact"
+    folder.mkdir()
+    for doc in _scifact(40):
+        (folder / f"{doc['_id']}.txt").write_text(f"{doc['title']}\n\n{doc['text']}\n", encoding="utf-8")
+    s = Searcher(tmp_path / "idx", ray_address="local")
+    report = s.index(folder)
+    assert report.count("added") == 40 and report.embedded > 40            # abstracts make several chunks
+    with sqlite3.connect(tmp_path / "idx" / "searcher.db") as c:
+        rows = c.execute("SELECT DISTINCT c.text, e.vector FROM chunks c JOIN embeddings e "
+                         "ON e.text_hash = c.text_hash").fetchall()
+    texts = [t for t, _ in rows]
+    via_ray = np.vstack([np.frombuffer(v, dtype=np.float32) for _, v in rows])
+    assert len(texts) == report.embedded
+    assert _cosines(via_ray, encoder.encode(texts)).min() >= 0.99999
+    top = s.search("cell differentiation in bone marrow", k=3, mode="dense")
+    assert len(top) == 3 and all(h.path.startswith(str(folder)) for h in top)
+
+
+def _map_workers() -> list[int]:
+    """Pids of the Ray Data actors running our embedding class (Ray titles its processes)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"MapWorker" in cmdline and b"_EmbedWorker" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
+    from searcher.distributed import RayEncoder
+
+    texts = [f"{d['title']}. {d['text'][:400]}" for d in _scifact(600)]
+    ray_encoder = RayEncoder(encoder, "local")
+    result: dict[str, np.ndarray] = {}
+    run = threading.Thread(target=lambda: result.update(vectors=ray_encoder.encode(texts)))
+    run.start()
+    deadline = time.monotonic() + 240
+    while not (workers := _map_workers()):
+        assert run.is_alive() and time.monotonic() < deadline, "no Ray worker appeared"
+        time.sleep(0.2)
+    time.sleep(3)                                   # let it load the model and take a batch
+    assert run.is_alive(), "the run ended before a worker could be killed; give it more texts"
+    os.kill(workers[0], signal.SIGKILL)
+    run.join(timeout=600)
+    assert not run.is_alive() and "vectors" in result
+    assert workers[0] not in _map_workers()
+    assert result["vectors"].shape == (len(texts), encoder.dim)
+    assert _cosines(result["vectors"], encoder.encode(texts)).min() >= 0.99999   # row by row, in order
