@@ -31,23 +31,28 @@ def connect(address: str) -> None:
     if not ray.is_initialized():
         try:
             ray.init(address=address, include_dashboard=False if address == "local" else None,
-                     log_to_driver=False, logging_level=logging.WARNING)
+                     log_to_driver=False, logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise SearcherError(f"--ray-address {address}: cannot join a Ray cluster ({str(exc).splitlines()[0]}); "
                                 "give auto, ray://HEAD:10001 or local") from None
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 class _EmbedWorker:
-    """A Ray Data actor holding one copy of the model."""
+    """A Ray Data actor holding one copy of the model; ``RayEncoder`` subclasses it per model, so the
+    actor needs no constructor arguments (which Ray would keep in its object store for restarts)."""
 
-    def __init__(self, model: str, batch_size: int, fingerprint: str):
-        self.encoder = load_encoder(model, batch_size)
-        if self.encoder.info.fingerprint != fingerprint:
-            raise SearcherError(f"the Ray worker's model '{model}' has other weights than the driver's; "
+    model: str
+    batch_size: int
+    fingerprint: str
+
+    def __init__(self) -> None:
+        self.encoder = load_encoder(self.model, self.batch_size)
+        if self.encoder.info.fingerprint != self.fingerprint:
+            raise SearcherError(f"the Ray worker's model '{self.model}' has other weights than the driver's; "
                                 "install the same model on every node")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -63,6 +68,8 @@ class RayEncoder:
 
         self.local = local
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._worker_class = type("_EmbedWorker", (_EmbedWorker,), {
+            "model": local.name, "batch_size": local.batch_size, "fingerprint": local.info.fingerprint})
 
     @property
     def info(self) -> ModelInfo:
@@ -79,9 +86,8 @@ class RayEncoder:
 
         ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)])
         embedded = ds.map_batches(
-            _EmbedWorker, fn_constructor_args=(self.local.name, self.local.batch_size, self.info.fingerprint),
-            batch_size=ROWS_PER_CALL, batch_format="numpy", num_cpus=1,
-            concurrency=min(self.workers, -(-len(texts) // ROWS_PER_CALL)))
+            self._worker_class, batch_size=ROWS_PER_CALL, batch_format="numpy", num_cpus=1,
+            compute=ray.data.ActorPoolStrategy(size=min(self.workers, -(-len(texts) // ROWS_PER_CALL))))
         out = np.zeros((len(texts), self.local.dim), dtype=np.float32)
         for batch in embedded.iter_batches(batch_format="numpy", batch_size=None):
             out[batch["row"]] = batch["vector"]
