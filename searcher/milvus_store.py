@@ -221,12 +221,14 @@ class MilvusVectors:
 
     @_milvus_errors
     def reconstruct(self, ids: Sequence[int]) -> np.ndarray:
-        """The stored vectors of these ids, one row each."""
+        """The stored vectors of these ids, one row each; a zero row for an id Milvus does not hold
+        (a chunk whose vector a crashed writer had not written yet: the next index run adds it)."""
         if not len(ids):
             return np.zeros((0, self.dim), dtype=np.float32)
         rows = self.client.get(self.collection, ids=[int(i) for i in ids], output_fields=["vector"])
         by_id = {int(r["id"]): r["vector"] for r in rows}
-        return np.array([by_id[int(i)] for i in ids], dtype=np.float32)
+        missing = np.zeros(self.dim, dtype=np.float32)
+        return np.array([by_id.get(int(i), missing) for i in ids], dtype=np.float32)
 
     @_milvus_errors
     def save(self, folder: Path, generation: int) -> None:
