@@ -4,7 +4,9 @@ server or a cluster — only the URI differs.
 Milvus holds one row per chunk: its id (the SQLite ``chunks.id``, never reused) and its unit vector.
 Everything else — text, documents, metadata, the keyword index — stays in SQLite, and filters are
 evaluated there and pushed into the Milvus search as a primary-key condition, so filtered, hybrid
-and incremental behaviour is the same as with FAISS. A second, one-row collection
+and incremental behaviour is the same as with FAISS. Searches use Milvus's ``Session`` consistency:
+a process sees its own writes at once and other processes' within a time tick (~200 ms), without
+paying ``Strong``'s wait for the next tick on every search. A second, one-row collection
 ``<collection>_state`` records the generation the vectors reflect; the writer catches Milvus up from
 SQLite from that generation on (upserts and deletes are idempotent), exactly like the FAISS file.
 """
@@ -144,7 +146,7 @@ class MilvusVectors:
                                 "index; migrate this index to a new --milvus-collection")
 
     def _saved_generation(self) -> int | None:
-        rows = self.client.get(self.state, ids=[STATE_ROW], output_fields=["gen"])
+        rows = self.client.get(self.state, ids=[STATE_ROW], output_fields=["gen"], consistency_level="Strong")
         return int(rows[0]["gen"]) if rows else None
 
     def reset(self) -> None:
@@ -160,7 +162,7 @@ class MilvusVectors:
         extra = {"HNSW": HNSW_PARAMS, "IVF_FLAT": IVF_PARAMS}.get(index_type, {})
         params.add_index("vector", index_type=index_type, metric_type="IP", params=extra)
         self.client.create_collection(self.collection, schema=schema, index_params=params,
-                                      consistency_level="Strong")
+                                      consistency_level="Session")
         state = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         state.add_field("id", DataType.INT64, is_primary=True)
         state.add_field("gen", DataType.INT64)

@@ -43,7 +43,8 @@ def _milvus_ids(idx: Path) -> set[int]:
     store = json.loads((idx / "manifest.json").read_text())["vector_store"]
     client = pymilvus.MilvusClient(store["uri"])
     client.load_collection(store["collection"])
-    rows = client.query(store["collection"], filter="id >= 0", output_fields=["id"], limit=16_384)
+    rows = client.query(store["collection"], filter="id >= 0", output_fields=["id"], limit=16_384,
+                        consistency_level="Strong")
     return {int(r["id"]) for r in rows}
 
 
