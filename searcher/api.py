@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chunking import ChunkingConfig
 from .config import IndexConfig, read_manifest, write_manifest
@@ -29,6 +29,9 @@ from .records import Document, Filters, Hit, IndexReport
 from .store import Store
 from .vectors import VectorIndex
 from .vectorstores import VectorStore, VectorStoreConfig, create_vectors, discard_vectors, open_vectors
+
+if TYPE_CHECKING:
+    from .distributed import RayEncoder
 
 DB_FILE = "searcher.db"
 DEFAULT_OVERLAP_TOKENS = 32
@@ -66,7 +69,7 @@ class Searcher:
         self._chunk_tokens, self._overlap_tokens = chunk_tokens, overlap_tokens
         self._batch_size = batch_size
         self._vector_store, self._milvus_token, self._ray_address = vector_store, milvus_token, ray_address
-        self._ray_encoder = None
+        self._ray_encoder: RayEncoder | None = None
         self._config: IndexConfig | None = None
         self._encoder: Encoder | None = None
         self._store: Store | None = None
@@ -154,7 +157,7 @@ class Searcher:
             vectors = self._synced_vectors(store, writing=True)
         return Writer(store, vectors, lambda: self._index_encoder(config), config.chunking)
 
-    def _index_encoder(self, config: IndexConfig) -> Encoder:
+    def _index_encoder(self, config: IndexConfig) -> Encoder | RayEncoder:
         """The encoder for indexing: the local model, or a Ray cluster running the same model."""
         encoder = self._encoder_for(config)
         if self._ray_address is None:
@@ -306,9 +309,13 @@ class Searcher:
             self._config = dataclasses.replace(config, vector_store=to)
             write_manifest(self.path, self._config)
             self._vectors, self._vectors_gen = None, -1
-            discard_vectors(old, self.path, self._milvus_token)
+            try:
+                discard_vectors(old, self.path, self._milvus_token)
+                left = None
+            except SearcherError as exc:   # the migration is done; only the clean-up failed
+                left = str(exc)
         return {"index": str(self.path), "vectors": moved, "generation": gen, "from": old.describe(),
-                "to": to.describe(), "seconds": round(time.monotonic() - started, 3)}
+                "to": to.describe(), "seconds": round(time.monotonic() - started, 3), "old_store_left": left}
 
     def info(self) -> dict[str, Any]:
         """What is in the index and what built it."""

@@ -470,6 +470,8 @@ def migrate(
         result = s.migrate(target)
         typer.echo(_json(result) if json_out else
                    f"moved {result['vectors']} vectors in {result['seconds']:.1f}s: {result['from']} → {result['to']}")
+        if result["old_store_left"] and not json_out:
+            typer.echo(f"warning: the old vectors were not deleted: {result['old_store_left']}", err=True)
     _run(go)
 
 
