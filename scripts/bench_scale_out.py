@@ -164,8 +164,9 @@ HNSW M=16 efConstruction=200, written through `MilvusVectors`:
 | `RayEncoder.encode` (Ray Data `map_batches`, actor pool) | {r['ray_s']:.1f} | {r['texts'] / r['ray_s']:.1f} |
 
 Ray / local time: **{r['ray_s'] / r['local_s']:.2f}×**; lowest cosine between the two arms' vectors:
-{r['min_cosine']:.7f}. Each call starts its actor pool and loads the model in each actor, so on one
-machine Ray only adds overhead; it pays when the workers are other machines' cores (docs/scale-out.md).
+{r['min_cosine']:.7f}. Each call starts an actor pool and loads the model once per actor; on one machine
+that start-up is all that separates the arms (Ray cannot add cores that are not there): the gain
+comes from other machines' cores (docs/scale-out.md).
 """
     benchlib.write_section(args.out, "scale-out", body)
     print(body)

@@ -88,6 +88,12 @@ def test_server_index_update_delete_filtered_and_hybrid_search(tmp_path: Path, n
     # a keyword-only identifier still wins in hybrid mode over Milvus's dense leg
     assert s.search("logrotate", k=1)[0].path.endswith("logging.md")
     assert Searcher(idx).info()["ann"] == "HNSW"
+    # the command line moves the vectors back to a FAISS file and drops the collection
+    before = _dense(s)
+    r = run_cli("migrate", "--to", "faiss", "--index", str(idx))
+    assert r.returncode == 0 and r.stdout.startswith(f"moved {len(_sqlite_chunk_ids(idx))} vectors"), r.stderr
+    assert len(saved_files(idx)) == 1 and _dense(Searcher(idx)) == before
+    assert not pymilvus.MilvusClient(milvus_server).has_collection(manifest["collection"])
 
 
 def test_killed_run_leaves_milvus_consistent_and_rerun_catches_up(tmp_path: Path, notes: Path, milvus_server: str):
