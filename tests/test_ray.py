@@ -1,5 +1,6 @@
 """Embedding on Ray (local mode, 2 CPUs): a slice of a real collection indexed through Ray Data gives
-the vectors local encoding gives, and a Ray worker killed mid-run does not stop the run."""
+the vectors local encoding gives, a Ray worker killed mid-run does not stop the run, and a killed
+driver loses only the batch in flight."""
 from __future__ import annotations
 
 import gzip
@@ -7,6 +8,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +18,8 @@ import numpy as np
 import pytest
 
 from searcher import Searcher
+
+from .conftest import run_cli
 
 ray = pytest.importorskip("ray")
 SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl.gz")
@@ -91,3 +96,24 @@ def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
     assert workers[0] not in _map_workers()
     assert result["vectors"].shape == (len(texts), encoder.dim)
     assert _cosines(result["vectors"], encoder.encode(texts)).min() >= 0.99999   # row by row, in order
+
+
+def test_a_killed_driver_keeps_its_committed_batches_and_a_rerun_resumes(tmp_path: Path):
+    from .test_crash_and_locking import _big_folder, _generation, _wait_for_commit
+
+    folder = _big_folder(tmp_path / "field", 150)
+    idx = tmp_path / "idx"
+    proc = subprocess.Popen([sys.executable, "-m", "searcher.cli", "index", str(folder), "--index", str(idx),
+                             "--ray-address", "local", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _wait_for_commit(proc, idx, 0)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    committed = Searcher(idx).info()["files"]
+    assert 0 < committed < 150
+    r = run_cli("index", str(folder), "--index", str(idx), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.splitlines()[-1])["summary"]
+    assert (summary["added"], summary["unchanged"]) == (150 - committed, committed)   # nothing redone
