@@ -99,7 +99,7 @@ def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
 
 
 def test_a_killed_driver_keeps_its_committed_batches_and_a_rerun_resumes(tmp_path: Path):
-    from .test_crash_and_locking import _big_folder, _generation, _wait_for_commit
+    from .test_crash_and_locking import _big_folder, _wait_for_commit
 
     folder = _big_folder(tmp_path / "field", 150)
     idx = tmp_path / "idx"
