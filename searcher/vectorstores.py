@@ -19,7 +19,6 @@ import numpy as np
 from .errors import SearcherError
 
 StoreKind = Literal["faiss", "milvus"]
-STORE_KINDS: tuple[StoreKind, ...] = ("faiss", "milvus")
 MILVUS_INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
 
 

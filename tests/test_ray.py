@@ -20,6 +20,7 @@ import pytest
 from searcher import Searcher
 
 from .conftest import run_cli
+from .test_crash_and_locking import _big_folder, _wait_for_commit
 
 ray = pytest.importorskip("ray")
 SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl.gz")
@@ -99,8 +100,6 @@ def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
 
 
 def test_a_killed_driver_keeps_its_committed_batches_and_a_rerun_resumes(tmp_path: Path):
-    from .test_crash_and_locking import _big_folder, _wait_for_commit
-
     folder = _big_folder(tmp_path / "field", 150)
     idx = tmp_path / "idx"
     proc = subprocess.Popen([sys.executable, "-m", "searcher.cli", "index", str(folder), "--index", str(idx),
