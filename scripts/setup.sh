@@ -11,3 +11,6 @@ quiet() { "$@" >"$log" 2>&1 || { cat "$log" >&2; echo "setup failed: $*" >&2; ex
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -c "import torch" 2>/dev/null || quiet .venv/bin/python -m pip install -q --disable-pip-version-check "${TORCH_SPEC:-torch==2.13.0}"
 quiet .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# The Milvus 2.3.5 standalone server binary, for tests/test_milvus.py. --no-deps: the package is the
+# binary and its launcher; its only dependency (extra `client`) pins pymilvus<2.4, older than ours.
+quiet .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "milvus==2.3.5"

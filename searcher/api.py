@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .chunking import ChunkingConfig
-from .config import IndexConfig, read_manifest, record_query_encoder, write_manifest
+from .config import IndexConfig, read_manifest, update_manifest, write_manifest
 from .embedding import DEFAULT_MODEL, Encoder, load_encoder, load_reranker
 from .errors import SearcherError
 from .locking import WriterLock
@@ -26,8 +26,10 @@ from .query_encoder import SAMPLE_CHUNKS, export as export_query_encoder, load_q
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
 from .vectors import VectorIndex
+from .vectorstores import VectorStore, VectorStoreConfig, create_vectors, discard_vectors, open_vectors
 
 if TYPE_CHECKING:   # the write path's modules load when a write starts: a search does not pay for them
+    from .distributed import RayEncoder
     from .indexing import Progress, Writer
     from .ingest import WalkOptions
 
@@ -56,15 +58,22 @@ class Searcher:
     """
 
     def __init__(self, index: str | Path | None = None, model: str | None = None, *,
-                 chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32):
+                 chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32,
+                 vector_store: VectorStoreConfig | None = None, milvus_token: str | None = None,
+                 ray_address: str | None = None):
+        """``vector_store``: where a new index keeps its vectors (default FAISS; see
+        ``vectorstores.milvus_config``). ``ray_address`` (auto, ray://host:10001 or local): embed
+        new text on a Ray cluster while indexing."""
         self.path = Path(index).expanduser().resolve() if index else default_index_root() / "default"
         self._model_name = model
         self._chunk_tokens, self._overlap_tokens = chunk_tokens, overlap_tokens
         self._batch_size = batch_size
+        self._vector_store, self._milvus_token, self._ray_address = vector_store, milvus_token, ray_address
+        self._ray_encoder: RayEncoder | None = None
         self._config: IndexConfig | None = None
         self._encoder: Encoder | None = None
         self._store: Store | None = None
-        self._vectors: VectorIndex | None = None
+        self._vectors: VectorStore | None = None
         self._vectors_gen = -1
 
     # ---- opening -------------------------------------------------------------------------------
@@ -93,6 +102,10 @@ class Searcher:
             if given is not None and given != kept:
                 raise SearcherError(f"{self.path}: this index was built with {what} {kept}, not {given}; "
                                     "use the same setting or build a new index with --index")
+        given, kept = self._vector_store, config.vector_store
+        if given is not None and (given.kind != kept.kind or given.kind == "milvus" and given.uri != kept.uri):
+            raise SearcherError(f"{self.path}: this index keeps its vectors in {kept.describe()}; leave out "
+                                "the vector-store options, or move them with `searcher migrate`")
 
     def _encoder_for(self, config: IndexConfig | None) -> Encoder:
         if self._encoder is None:
@@ -122,8 +135,8 @@ class Searcher:
         store = self._open_store()
         with store.snapshot():
             sample = store.sample_texts(SAMPLE_CHUNKS)
-        self._config = record_query_encoder(self.path, export_query_encoder(self._encoder_for(config), self.path,
-                                                                            sample))
+        exported = export_query_encoder(self._encoder_for(config), self.path, sample)
+        self._config = update_manifest(self.path, "query_encoder", exported.to_dict())
 
     def _open_store(self) -> Store:
         if self._store is None:
@@ -146,7 +159,7 @@ class Searcher:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / ".searcherignore").write_text("*\n")  # never index the index itself
         Store.create(self.path / DB_FILE, encoder.dim).close()
-        config = IndexConfig(encoder.info, chunking)
+        config = IndexConfig(encoder.info, chunking, self._vector_store or VectorStoreConfig())
         write_manifest(self.path, config)
         return config
 
@@ -158,21 +171,32 @@ class Searcher:
         if self._model_name is not None:
             self._encoder_for(config)   # a wrong --model is an error even when nothing needs embedding
         store = self._open_store()
+        if config.vector_store.remote:
+            self._vectors = None   # a shared store: the writer starts from what it really holds
         with store.snapshot():
-            vectors = self._synced_vectors(store)
-        return Writer(store, vectors, lambda: self._encoder_for(config), config.chunking)
+            vectors = self._synced_vectors(store, writing=True)
+        return Writer(store, vectors, lambda: self._index_encoder(config), config.chunking)
 
-    def _synced_vectors(self, store: Store) -> VectorIndex:
-        """The vector index as of the current snapshot: loaded from disk, then caught up with the
-        store's later commits (or rebuilt from the store when no usable file exists)."""
+    def _index_encoder(self, config: IndexConfig) -> Encoder | RayEncoder:
+        """The encoder for indexing: the local model, or a Ray cluster running the same model."""
+        encoder = self._encoder_for(config)
+        if self._ray_address is None:
+            return encoder
+        if self._ray_encoder is None:
+            from .distributed import RayEncoder
+
+            self._ray_encoder = RayEncoder(encoder, self._ray_address)
+        return self._ray_encoder
+
+    def _synced_vectors(self, store: Store, writing: bool = False) -> VectorStore:
+        """The vector store as of the current snapshot: opened, then caught up with the store's
+        later commits (or rebuilt from the store when it cannot be caught up)."""
         gen = store.generation()
-        dim = self._read_config().model.dim
+        config = self._read_config()
         if self._vectors is None or self._vectors_gen < store.tombstones_pruned_through():
-            loaded = VectorIndex.load(self.path, dim)
-            if loaded is not None and loaded[1] <= gen:
-                self._vectors, self._vectors_gen = loaded
-            else:
-                self._vectors, self._vectors_gen = VectorIndex(dim), -1
+            self._vectors, self._vectors_gen = open_vectors(
+                config.vector_store, self.path, config.model.dim, gen, store.tombstones_pruned_through(),
+                writing=writing, token=self._milvus_token)
         if self._vectors_gen < gen:
             self._vectors.remove(store.removed_since(self._vectors_gen))
             for ids, vecs in store.vectors_since(self._vectors_gen):
@@ -312,6 +336,36 @@ class Searcher:
                     q, k=100, mode=m, group_by_file=True, **search_options)], coll)
                 for mode in modes}
 
+    def migrate(self, to: VectorStoreConfig) -> dict[str, Any]:
+        """Move the index's vectors to another store (FAISS ↔ Milvus) without re-embedding.
+
+        The vectors are copied from SQLite into the new store; the manifest switches to it only
+        when the copy is complete, so a migration cut short leaves the index as it was. The old
+        store is deleted last."""
+        config = self._read_config()
+        old = config.vector_store
+        if (to.kind, to.uri, to.collection) == (old.kind, old.uri, old.collection):
+            raise SearcherError(f"{self.path}: already keeps its vectors in {old.describe()}")
+        started = time.monotonic()
+        with WriterLock(self.path):
+            store = self._open_store()
+            target = create_vectors(to, config.model.dim, self._milvus_token)
+            moved = 0
+            with store.snapshot() as gen:
+                for ids, vecs in store.vectors_since(-1):
+                    target.add(ids, vecs)
+                    moved += len(ids)
+            target.save(self.path, gen)
+            self._config = update_manifest(self.path, "vector_store", to.to_dict())
+            self._vectors, self._vectors_gen = None, -1
+            try:
+                discard_vectors(old, self.path, self._milvus_token)
+                left = None
+            except SearcherError as exc:   # the migration is done; only the clean-up failed
+                left = str(exc)
+        return {"index": str(self.path), "vectors": moved, "generation": gen, "from": old.describe(),
+                "to": to.describe(), "seconds": round(time.monotonic() - started, 3), "old_store_left": left}
+
     def info(self) -> dict[str, Any]:
         """What is in the index and what built it."""
         config = self._read_config()
@@ -323,7 +377,10 @@ class Searcher:
         return {
             "index": str(self.path), **stats, "model": config.model.to_dict(),
             "chunking": {"max_tokens": config.chunking.max_tokens, "overlap_tokens": config.chunking.overlap_tokens},
-            "ann": VectorIndex.kind, "ann_description": VectorIndex.description,
+            **({"ann": VectorIndex.kind, "ann_description": VectorIndex.description}
+               if config.vector_store.kind == "faiss" else
+               {"ann": config.vector_store.index_type, "ann_description": config.vector_store.describe()}),
+            "vector_store": config.vector_store.kind,
             "query_encoder": {**(config.query_encoder.to_dict() if config.query_encoder else {}),
                               "active": "torch" if why_torch else "onnx", "why_torch": why_torch},
             "disk_bytes": size,

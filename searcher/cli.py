@@ -37,6 +37,42 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 
 
+class StoreChoice(str, Enum):
+    faiss = "faiss"
+    milvus = "milvus"
+
+
+MilvusUriOpt = Annotated[Optional[str], typer.Option(
+    help="Milvus to keep the vectors in: a milvus-lite file (vectors.db), http://HOST:19530, or a cluster's "
+    "address (https:// for TLS).", show_default=False)]
+MilvusCollectionOpt = Annotated[Optional[str], typer.Option(
+    help="Milvus collection for this index's vectors (default: a new searcher_<id>).", show_default=False)]
+MilvusIndexOpt = Annotated[Optional[str], typer.Option(
+    help="Milvus index type: FLAT (exact), HNSW, IVF_FLAT or AUTOINDEX (default: FLAT on milvus-lite, HNSW on "
+    "a server).", show_default=False)]
+MilvusTokenOpt = Annotated[Optional[str], typer.Option(
+    envvar="SEARCHER_MILVUS_TOKEN", help="Milvus token ('user:password' or an API key); never written to the "
+    "index. Searches read $SEARCHER_MILVUS_TOKEN.", show_default=False)]
+MilvusCaOpt = Annotated[Optional[Path], typer.Option(
+    help="TLS: PEM file of the Milvus server's certificate or its CA (turns TLS on).", show_default=False)]
+MilvusServerNameOpt = Annotated[Optional[str], typer.Option(
+    help="TLS: the name the Milvus server's certificate was issued for.", show_default=False)]
+
+
+def _store_config(kind: StoreChoice | None, uri: str | None, collection: str | None, index_type: str | None,
+                  ca: Path | None, server_name: str | None):
+    """The vector store the options ask for (``--milvus-uri`` alone means Milvus), or None for no choice."""
+    from .vectorstores import VectorStoreConfig, milvus_config
+
+    if kind is None and uri is None:
+        return None
+    if kind is StoreChoice.faiss:
+        if uri is not None:
+            raise SearcherError("--milvus-uri goes with --vector-store milvus, not faiss")
+        return VectorStoreConfig()
+    return milvus_config(uri, collection, index_type, str(ca) if ca else None, server_name)
+
+
 def _searcher(index: Path | None, name: str, model: str | None = None, **kw: Any):
     from .api import Searcher, default_index_root
 
@@ -105,6 +141,15 @@ def index(
     batch_size: Annotated[int, typer.Option(help="Chunks per encoder batch.")] = 32,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Make any file that could not be read an error (exit 1, listing them).")] = False,
+    vector_store: Annotated[Optional[StoreChoice], typer.Option(
+        help="Where a new index keeps its vectors: faiss (a file in the index folder, the default) or milvus. "
+        "Fixed at creation; `searcher migrate` moves them.", show_default=False)] = None,
+    milvus_uri: MilvusUriOpt = None, milvus_collection: MilvusCollectionOpt = None,
+    milvus_index: MilvusIndexOpt = None, milvus_token: MilvusTokenOpt = None, milvus_ca: MilvusCaOpt = None,
+    milvus_server_name: MilvusServerNameOpt = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="Embed on a Ray cluster: auto (the cluster this machine belongs to), ray://HEAD:10001, or local "
+        "(start one here).", show_default=False)] = None,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Index a folder: add new files, re-embed only changed text, drop deleted files.
@@ -118,8 +163,10 @@ def index(
         extra = {e if e.startswith(".") else f".{e}" for e in (ext or [])}
         options = WalkOptions(extensions=TEXT_EXTENSIONS | {e.lower() for e in extra},
                               max_bytes=_parse_size(max_file_size), hidden=hidden, ignore_files=not no_ignore)
+        store = _store_config(vector_store, milvus_uri, milvus_collection, milvus_index, milvus_ca,
+                              milvus_server_name)
         s = _searcher(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
-                      batch_size=batch_size)
+                      batch_size=batch_size, vector_store=store, milvus_token=milvus_token, ray_address=ray_address)
         with _progress(quiet or not sys.stderr.isatty()) as progress:
             report = s.index(folder, options=options, progress=progress)
         if json_out:
@@ -408,6 +455,27 @@ def delete(
         typer.echo(f"{n} of {len(ids)} documents removed")
         if n < len(ids):
             raise typer.Exit(1)
+    _run(go)
+
+
+@app.command()
+def migrate(
+    to: Annotated[StoreChoice, typer.Option(help="The vector store to move the index's vectors to.")],
+    index: IndexOpt = None, name: NameOpt = "default",
+    milvus_uri: MilvusUriOpt = None, milvus_collection: MilvusCollectionOpt = None,
+    milvus_index: MilvusIndexOpt = None, milvus_token: MilvusTokenOpt = None, milvus_ca: MilvusCaOpt = None,
+    milvus_server_name: MilvusServerNameOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Move an index's vectors between FAISS and Milvus without re-embedding (copied from the index's
+    database); searches use the new store once the copy is complete, then the old one is deleted."""
+    def go() -> None:
+        target = _store_config(to, milvus_uri, milvus_collection, milvus_index, milvus_ca, milvus_server_name)
+        s = _searcher(index, name, milvus_token=milvus_token)
+        result = s.migrate(target)
+        typer.echo(_json(result) if json_out else
+                   f"moved {result['vectors']} vectors in {result['seconds']:.1f}s: {result['from']} → {result['to']}")
+        if result["old_store_left"] and not json_out:
+            typer.echo(f"warning: the old vectors were not deleted: {result['old_store_left']}", err=True)
     _run(go)
 
 

@@ -1,8 +1,8 @@
 """The index manifest: what built an index, so that every later run and search uses the same.
 
 ``manifest.json`` is written atomically when an index is created; an index folder without it is
-not an index. The only later change is the record of the query encoder's ONNX export
-(``record_query_encoder``). See docs/format.md.
+not an index. Later changes rewrite one entry, keeping the rest: the record of the query
+encoder's ONNX export, and the vector store after ``migrate``. See docs/format.md.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .chunking import ChunkingConfig
 from .embedding import ModelInfo
 from .errors import SearcherError
 from .query_encoder import QueryEncoderInfo
+from .vectorstores import VectorStoreConfig
 
 FORMAT = "searcher-index"
 FORMAT_VERSION = 1
@@ -28,6 +29,7 @@ class IndexConfig:
     model: ModelInfo
     chunking: ChunkingConfig
     query_encoder: QueryEncoderInfo | None = None   # None: made before ONNX export, not yet exported
+    vector_store: VectorStoreConfig = VectorStoreConfig()
 
     def to_dict(self) -> dict[str, Any]:
         extra = {"query_encoder": self.query_encoder.to_dict()} if self.query_encoder else {}
@@ -39,13 +41,15 @@ class IndexConfig:
                          "overlap_tokens": self.chunking.overlap_tokens},
             "vectors": {"dtype": "float32", "metric": "cosine"},
             **extra,
+            "vector_store": self.vector_store.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
         qe = d.get("query_encoder")
         return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]),
-                   QueryEncoderInfo.from_dict(qe) if qe else None)
+                   QueryEncoderInfo.from_dict(qe) if qe else None,
+                   VectorStoreConfig.from_dict(d.get("vector_store")))   # absent: made before Milvus support
 
 
 def read_manifest(folder: Path) -> IndexConfig | None:
@@ -73,12 +77,13 @@ def write_manifest(folder: Path, config: IndexConfig) -> None:
     _write(folder, config.to_dict())
 
 
-def record_query_encoder(folder: Path, info: QueryEncoderInfo) -> IndexConfig:
-    """Add the outcome of the ONNX export to an existing manifest, keeping everything else as it was."""
+def update_manifest(folder: Path, key: str, value: dict[str, Any]) -> IndexConfig:
+    """Replace one entry of an existing manifest (``query_encoder`` after the ONNX export,
+    ``vector_store`` after a migration), keeping everything else, ``created`` included."""
     data = _read(folder)
     if data is None:
         raise SearcherError(f"no index at {folder}")
-    data["query_encoder"] = info.to_dict()
+    data[key] = value
     _write(folder, data)
     return IndexConfig.from_dict(data)
 

@@ -87,3 +87,23 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     """Run the real ``searcher`` command in a fresh process."""
     return subprocess.run([sys.executable, "-m", "searcher.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+STORES = ("faiss", "milvus")
+
+
+def store_config(kind: str, folder: Path):
+    """The ``vector_store`` argument of a Searcher for a new index: None (FAISS, the default), or
+    a collection in a milvus-lite file of its own under ``folder``."""
+    if kind == "faiss":
+        return None
+    pytest.importorskip("milvus_lite")
+    from searcher.vectorstores import milvus_config
+
+    return milvus_config(str(folder / "milvus.db"))
+
+
+@pytest.fixture(params=STORES)
+def vector_store(request, tmp_path: Path):
+    """Run a test once per vector store."""
+    return store_config(request.param, tmp_path)

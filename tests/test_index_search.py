@@ -16,8 +16,8 @@ def _by_path(report):
     return {Path(f.path).name: f for f in report.files}
 
 
-def test_index_then_search_finds_the_answer_with_file_and_line(tmp_path: Path, notes: Path):
-    s = Searcher(tmp_path / "idx")
+def test_index_then_search_finds_the_answer_with_file_and_line(tmp_path: Path, notes: Path, vector_store):
+    s = Searcher(tmp_path / "idx", vector_store=vector_store)
     report = s.index(notes)
     assert report.count("added") == 5 and report.count("skipped") == 0
     hits = s.search("how do I rotate the logs", k=3)
@@ -30,8 +30,8 @@ def test_index_then_search_finds_the_answer_with_file_and_line(tmp_path: Path, n
         top.score = 1.0  # type: ignore[misc]
 
 
-def test_incremental_reindex_reembeds_only_changed_text(tmp_path: Path, notes: Path):
-    s = Searcher(tmp_path / "idx")
+def test_incremental_reindex_reembeds_only_changed_text(tmp_path: Path, notes: Path, vector_store):
+    s = Searcher(tmp_path / "idx", vector_store=vector_store)
     s.index(notes)
     bread, backup = notes / "cooking" / "bread.md", notes / "ops" / "backup.txt"
     bread.write_text(bread.read_text() + "\nAdd a pinch of salt before baking.\n")
@@ -101,8 +101,8 @@ def test_file_that_becomes_unreadable_keeps_its_previous_version(tmp_path: Path,
     assert s.search("rotate logs", k=1)[0].path == str(p)
 
 
-def test_add_delete_and_metadata(tmp_path: Path):
-    s = Searcher(tmp_path / "idx")
+def test_add_delete_and_metadata(tmp_path: Path, vector_store):
+    s = Searcher(tmp_path / "idx", vector_store=vector_store)
     ids = s.add(["The cat sat on the warm mat.", "Quarterly revenue grew by twelve percent."],
                 ids=["cat", "rev"], metadata=[{"kind": "pet"}, {"kind": "finance"}])
     assert ids == ["cat", "rev"]
@@ -164,8 +164,9 @@ def test_model_mismatch_and_chunking_mismatch_are_errors(tmp_path: Path, notes: 
     assert Searcher(idx, model="sentence-transformers/all-MiniLM-L6-v2").search("logs", k=1)
 
 
-def test_other_model_builds_and_searches_its_own_index(tmp_path: Path, notes: Path, tiny_model: Path):
-    s = Searcher(tmp_path / "tiny", model=str(tiny_model))
+def test_other_model_builds_and_searches_its_own_index(tmp_path: Path, notes: Path, tiny_model: Path,
+                                                      vector_store):
+    s = Searcher(tmp_path / "tiny", model=str(tiny_model), vector_store=vector_store)
     s.index(notes)
     info = s.info()
     assert info["model"]["dim"] == 32 and info["chunking"]["max_tokens"] == 62

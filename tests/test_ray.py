@@ -1,0 +1,125 @@
+"""Embedding on Ray (local mode, 2 CPUs): a slice of a real collection indexed through Ray Data gives
+the vectors local encoding gives, a Ray worker killed mid-run does not stop the run, and a killed
+driver loses only the batch in flight."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searcher import Searcher
+
+from .conftest import run_cli
+from .test_crash_and_locking import _big_folder, _wait_for_commit
+
+ray = pytest.importorskip("ray")
+SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl.gz")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _documents(n: int) -> dict[str, str]:
+    """``n`` real documents by name: SciFact abstracts where the collection is at hand, else
+    (a fresh clone in CI) the paragraphs of this repository's own documentation, cycled."""
+    if SCIFACT.is_file():
+        with gzip.open(SCIFACT, "rt", encoding="utf-8") as f:
+            docs = (json.loads(line) for _, line in zip(range(n), f))
+            return {d["_id"]: f"{d['title']}\n\n{d['text']}" for d in docs}
+    paragraphs = [p.strip() for md in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+                  for p in md.read_text(encoding="utf-8").split("\n\n") if len(p.strip()) >= 200]
+    return {f"p{i:04d}": paragraphs[i % len(paragraphs)] for i in range(n)}
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_index_through_ray_gives_the_vectors_of_local_encoding(tmp_path: Path, local_ray, encoder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in _documents(40).items():
+        (folder / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
+    s = Searcher(tmp_path / "idx", ray_address="local")
+    report = s.index(folder)
+    assert report.count("added") == 40 and report.embedded >= 20
+    with sqlite3.connect(tmp_path / "idx" / "searcher.db") as c:
+        rows = c.execute("SELECT DISTINCT c.text, e.vector FROM chunks c JOIN embeddings e "
+                         "ON e.text_hash = c.text_hash").fetchall()
+    texts = [t for t, _ in rows]
+    via_ray = np.vstack([np.frombuffer(v, dtype=np.float32) for _, v in rows])
+    assert len(texts) == report.embedded
+    assert _cosines(via_ray, encoder.encode(texts)).min() >= 0.99999
+    top = s.search("how are the results measured", k=3, mode="dense")
+    assert len(top) == 3 and all(h.path.startswith(str(folder)) for h in top)
+
+
+def _map_workers() -> list[int]:
+    """Pids of the Ray Data actors running our embedding class (Ray titles its processes)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"MapWorker" in cmdline and b"_EmbedWorker" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
+    from searcher.distributed import RayEncoder
+
+    texts = [text[:400] for text in _documents(600).values()]
+    ray_encoder = RayEncoder(encoder, "local")
+    result: dict[str, np.ndarray] = {}
+    ending = set(_map_workers())                    # actors of an earlier run, still shutting down
+    run = threading.Thread(target=lambda: result.update(vectors=ray_encoder.encode(texts)))
+    run.start()
+    deadline = time.monotonic() + 240
+    while not (workers := sorted(set(_map_workers()) - ending)):
+        assert run.is_alive() and time.monotonic() < deadline, "no Ray worker appeared"
+        time.sleep(0.2)
+    time.sleep(3)                                   # let it load the model and take a batch
+    assert run.is_alive(), "the run ended before a worker could be killed; give it more texts"
+    os.kill(workers[0], signal.SIGKILL)
+    run.join(timeout=600)
+    assert not run.is_alive() and "vectors" in result
+    assert workers[0] not in _map_workers()
+    assert result["vectors"].shape == (len(texts), encoder.dim)
+    assert _cosines(result["vectors"], encoder.encode(texts)).min() >= 0.99999   # row by row, in order
+
+
+def test_a_killed_driver_keeps_its_committed_batches_and_a_rerun_resumes(tmp_path: Path):
+    folder = _big_folder(tmp_path / "field", 150)
+    idx = tmp_path / "idx"
+    proc = subprocess.Popen([sys.executable, "-m", "searcher.cli", "index", str(folder), "--index", str(idx),
+                             "--ray-address", "local", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _wait_for_commit(proc, idx, 0)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    committed = Searcher(idx).info()["files"]
+    assert 0 < committed < 150
+    r = run_cli("index", str(folder), "--index", str(idx), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.splitlines()[-1])["summary"]
+    assert (summary["added"], summary["unchanged"]) == (150 - committed, committed)   # nothing redone
