@@ -159,7 +159,7 @@ class Searcher:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / ".searcherignore").write_text("*\n")  # never index the index itself
         Store.create(self.path / DB_FILE, encoder.dim).close()
-        config = IndexConfig(encoder.info, chunking, self._vector_store or VectorStoreConfig())
+        config = IndexConfig(encoder.info, chunking, vector_store=self._vector_store or VectorStoreConfig())
         write_manifest(self.path, config)
         return config
 
