@@ -53,11 +53,13 @@ class Searcher:
     """
 
     def __init__(self, index: str | Path | None = None, model: str | None = None, *,
-                 chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32):
+                 chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32,
+                 precision: str | None = None):
         self.path = Path(index).expanduser().resolve() if index else default_index_root() / "default"
         self._model_name = model
         self._chunk_tokens, self._overlap_tokens = chunk_tokens, overlap_tokens
         self._batch_size = batch_size
+        self._precision = precision     # the encoder's (embedding.PRECISIONS); fixed when the index is created
         self._config: IndexConfig | None = None
         self._encoder: Encoder | None = None
         self._store: Store | None = None
@@ -86,7 +88,8 @@ class Searcher:
     def _check_options(self, config: IndexConfig) -> None:
         c = config.chunking
         for given, kept, what in ((self._chunk_tokens, c.max_tokens, "chunk size"),
-                                  (self._overlap_tokens, c.overlap_tokens, "overlap")):
+                                  (self._overlap_tokens, c.overlap_tokens, "overlap"),
+                                  (self._precision, config.precision, "encoder precision")):
             if given is not None and given != kept:
                 raise SearcherError(f"{self.path}: this index was built with {what} {kept}, not {given}; "
                                     "use the same setting or build a new index with --index")
@@ -94,7 +97,8 @@ class Searcher:
     def _encoder_for(self, config: IndexConfig | None) -> Encoder:
         if self._encoder is None:
             name = self._model_name or (config.model.name if config else DEFAULT_MODEL)
-            self._encoder = load_encoder(name, self._batch_size)
+            precision = config.precision if config else self._precision or "float32"
+            self._encoder = load_encoder(name, self._batch_size, precision)
         if config is not None and self._model_name is not None:
             info = self._encoder.info
             if info.fingerprint != config.model.fingerprint or info.dim != config.model.dim:
@@ -125,7 +129,7 @@ class Searcher:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / ".searcherignore").write_text("*\n")  # never index the index itself
         Store.create(self.path / DB_FILE, encoder.dim).close()
-        config = IndexConfig(encoder.info, chunking)
+        config = IndexConfig(encoder.info, chunking, encoder.precision)
         write_manifest(self.path, config)
         return config
 

@@ -33,6 +33,9 @@ NameOpt = Annotated[str, typer.Option(
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="sentence-transformers model name or local path (default: the model that built the "
     "index; for a new index all-MiniLM-L6-v2, shipped offline).", show_default=False)]
+PrecisionOpt = Annotated[Optional[str], typer.Option(
+    help="Encoder arithmetic: float32 (default) or int8 (about 2x faster indexing, slightly different vectors; "
+    "see docs/benchmarks.md). Fixed when the index is created.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 
@@ -103,6 +106,7 @@ def index(
     no_ignore: Annotated[bool, typer.Option(
         "--no-ignore", help="Do not honour .gitignore and .searcherignore files.")] = False,
     batch_size: Annotated[int, typer.Option(help="Chunks per encoder batch.")] = 32,
+    precision: PrecisionOpt = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Make any file that could not be read an error (exit 1, listing them).")] = False,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
@@ -119,7 +123,7 @@ def index(
         options = WalkOptions(extensions=TEXT_EXTENSIONS | {e.lower() for e in extra},
                               max_bytes=_parse_size(max_file_size), hidden=hidden, ignore_files=not no_ignore)
         s = _searcher(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
-                      batch_size=batch_size)
+                      batch_size=batch_size, precision=precision)
         with _progress(quiet or not sys.stderr.isatty()) as progress:
             report = s.index(folder, options=options, progress=progress)
         if json_out:
@@ -328,7 +332,7 @@ def eval_(
         "--name", "-n", help="Index name (default: eval-<collection folder name>); reused when it exists.",
         show_default=False)] = None,
     fusion: FusionOpt = FusionChoice.zscore, feedback: FeedbackOpt = True,
-    model: ModelOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False,
+    model: ModelOpt = None, precision: PrecisionOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Measure search quality on a test collection: nDCG@10, Recall@100, MRR@10, query latency."""
     from .query import MODES
@@ -337,7 +341,7 @@ def eval_(
         modes = MODES if mode == "all" else (mode,)
         if any(m not in MODES for m in modes):
             raise SearcherError(f"--mode '{mode}': choose dense, keyword, hybrid or all")
-        s = _searcher(index, name or f"eval-{collection.resolve().name}", model)
+        s = _searcher(index, name or f"eval-{collection.resolve().name}", model, precision=precision)
         with _progress(quiet or not sys.stderr.isatty()) as progress:
             results = s.evaluate(collection, modes, progress=progress, fusion=fusion.value, feedback=feedback)
         if json_out:

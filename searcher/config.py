@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .chunking import ChunkingConfig
-from .embedding import ModelInfo
+from .embedding import PRECISIONS, ModelInfo
 from .errors import SearcherError
 
 FORMAT = "searcher-index"
@@ -25,6 +25,9 @@ MANIFEST = "manifest.json"
 class IndexConfig:
     model: ModelInfo
     chunking: ChunkingConfig
+    # the encoder's arithmetic (embedding.PRECISIONS): vectors of an int8 and a float32 encoder
+    # differ slightly, so an index keeps the one it was built with, for its chunks and its queries
+    precision: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -34,11 +37,16 @@ class IndexConfig:
             "chunking": {"max_tokens": self.chunking.max_tokens,
                          "overlap_tokens": self.chunking.overlap_tokens},
             "vectors": {"dtype": "float32", "metric": "cosine"},
+            "encoder": {"precision": self.precision},
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
-        return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]))
+        precision = d.get("encoder", {}).get("precision", "float32")
+        if precision not in PRECISIONS:
+            raise SearcherError(f"manifest: encoder precision '{precision}' is not known to this searcher "
+                                f"({', '.join(PRECISIONS)}); rebuild the index")
+        return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]), precision)
 
 
 def read_manifest(folder: Path) -> IndexConfig | None:
