@@ -5,7 +5,7 @@ pipeline (walk, read, chunk, embed, SQLite, FAISS) comes to simply encoding the 
 with sentence-transformers; and whether the incremental path and queries are as cheap as promised.
 One run measures, on the same corpus files:
 
-(a) ours: ``Searcher(fresh_index).index(folder)`` in a fresh subprocess;
+(a) ours: ``Searcher(fresh_index, precision="float32").index(folder)`` in a fresh subprocess;
 (b) bare: ``SentenceTransformer(path).encode(chunks, batch_size=32, normalize_embeddings=True)`` in a
     fresh subprocess, over exactly the chunk texts (a) stored (``chunks.text`` in the index's SQLite);
     both arms are timed inside the child from before their first heavy import (torch comes in
@@ -199,7 +199,7 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
         index = work / f"index-{i}"
         shutil.rmtree(index, ignore_errors=True)
         # A: our pipeline into a fresh index
-        a = _run_child("ours", str(folder), str(index))
+        a = _run_child("ours", str(folder), str(index), "float32")
         stored = _stored_chunks(index)
         d = hashlib.sha256("\x00".join(t for t, _ in stored).encode()).hexdigest()
         if i == 0:
@@ -336,7 +336,7 @@ def markdown(r: dict[str, Any], command: str) -> str:
         "",
         "| measure | value | goal |",
         "|---|---|---|",
-        f"| A ours: `Searcher(fresh).index(folder)` | {r['ours_seconds']:.1f} s → **{r['ours_chunks_per_s']:.1f} "
+        f"| A ours: `Searcher(fresh, precision=\"float32\").index(folder)` | {r['ours_seconds']:.1f} s → **{r['ours_chunks_per_s']:.1f} "
         f"chunks/s** (runs: {runs_a} s) | |",
         f"| B bare: `SentenceTransformer(path).encode(chunks, batch_size=32, normalize_embeddings=True)` | "
         f"{r['bare_seconds']:.1f} s → **{r['bare_chunks_per_s']:.1f} chunks/s** (runs: {runs_b} s; load "
