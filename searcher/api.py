@@ -16,7 +16,7 @@ from typing import Any
 
 from .chunking import ChunkingConfig
 from .config import IndexConfig, read_manifest, write_manifest
-from .embedding import DEFAULT_MODEL, Encoder, load_encoder, load_reranker
+from .embedding import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder, load_reranker
 from .errors import SearcherError
 from .evaluation import evaluate, load_collection
 from .ingest import WalkOptions
@@ -97,7 +97,7 @@ class Searcher:
     def _encoder_for(self, config: IndexConfig | None) -> Encoder:
         if self._encoder is None:
             name = self._model_name or (config.model.name if config else DEFAULT_MODEL)
-            precision = config.precision if config else self._precision or "float32"
+            precision = config.precision if config else self._precision or DEFAULT_PRECISION
             self._encoder = load_encoder(name, self._batch_size, precision)
         if config is not None and self._model_name is not None:
             info = self._encoder.info

@@ -26,6 +26,7 @@ _BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 # weights per output channel and their inputs per batch (torch dynamic quantization): about 2× the
 # chunks/s here, with vectors a little off the float32 ones (docs/benchmarks.md, bench_index).
 PRECISIONS = ("float32", "int8")
+DEFAULT_PRECISION = "float32"    # of new indexes; an index keeps the precision it was created with
 
 
 @dataclass(frozen=True)
