@@ -34,7 +34,7 @@ ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="sentence-transformers model name or local path (default: the model that built the "
     "index; for a new index all-MiniLM-L6-v2, shipped offline).", show_default=False)]
 PrecisionOpt = Annotated[Optional[str], typer.Option(
-    help="Encoder arithmetic: float32 (default) or int8 (about 2x faster indexing, slightly different vectors; "
+    help="Encoder arithmetic: float32 (default) or int8 (about 2x faster indexing, slightly lower quality; "
     "see docs/benchmarks.md). Fixed when the index is created.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
