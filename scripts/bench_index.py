@@ -5,7 +5,7 @@ pipeline (walk, read, chunk, embed, SQLite, FAISS) comes to simply encoding the 
 with sentence-transformers; and whether the incremental path and queries are as cheap as promised.
 One run measures, on the same corpus files:
 
-(a) ours: ``Searcher(fresh_index).index(folder)`` in a fresh subprocess;
+(a) ours: ``Searcher(fresh_index, precision="float32").index(folder)`` in a fresh subprocess;
 (b) bare: ``SentenceTransformer(path).encode(chunks, batch_size=32, normalize_embeddings=True)`` in a
     fresh subprocess, over exactly the chunk texts (a) stored (``chunks.text`` in the index's SQLite);
     both arms are timed inside the child from before their first heavy import (torch comes in
@@ -13,12 +13,18 @@ One run measures, on the same corpus files:
     arms; arms alternate A B A B ... and medians are reported. chunks/s = stored chunks / seconds;
 (c) a no-change re-index with the ``searcher index`` CLI (what a user runs), wall time of the
     subprocess, against (a)'s median;
+(e) encoder efficiency: the encoder's FLOPs for the tokens it actually read (per layer: Q/K/V and
+    output projections 8·L·H², attention scores and their weighted sum 4·L²·H, feed-forward 4·L·H·I,
+    for each chunk's L tokens, specials included, no padding) divided by the seconds spent in
+    ``encode``, against this machine's float32 matrix-multiply FLOP/s measured in a child of the same
+    run (torch and numpy, 2048², median of 5); with ``--int8`` a third arm Q indexes with
+    ``precision="int8"`` (int8 arithmetic: its FLOP/s are compared with the float32 peak as well);
 (d) query latency: in-process ``Searcher.search(q, k=10)`` over the collection's queries after one
     warm-up (query embedding included), p50/p95 (median over ``--query-passes`` passes, because a
     busy machine makes single queries very noisy); and cold ``searcher search`` CLI wall time,
     median of 3.
 
-    python scripts/bench_index.py /work/shared/data/cranfield [--runs 3] [--out docs/benchmarks.md]
+    python scripts/bench_index.py /work/shared/data/cranfield [--runs 3] [--int8] [--out docs/benchmarks.md]
 
 The machine may be shared: compare the arms by their ratio (measured in the same run), not by
 absolute times; the load average before and after is reported.
@@ -51,7 +57,7 @@ from searcher.evaluation import load_collection, percentile  # noqa: E402
 
 
 # ---- the two arms, each run as a child process ------------------------------------------------------
-def child_ours(folder: str, index: str) -> dict[str, Any]:
+def child_ours(folder: str, index: str, precision: str = "float32") -> dict[str, Any]:
     """Arm A: index ``folder`` into the fresh index ``index``; timed from before ``import searcher``.
 
     The encoder's methods are wrapped with timers (no behaviour change) to show where time goes."""
@@ -73,12 +79,12 @@ def child_ours(folder: str, index: str) -> dict[str, Any]:
 
     enc = embedding.Encoder
     enc.__init__ = timed("load", enc.__init__)
-    enc.fingerprint = timed("fingerprint", enc.fingerprint)
+    enc._weights_digest = timed("fingerprint", enc._weights_digest)
     enc.token_spans = timed("token_spans", enc.token_spans)
     enc.encode = timed("encode", enc.encode)
     from searcher import Searcher
 
-    report = Searcher(index).index(folder)
+    report = Searcher(index, precision=precision).index(folder)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"seconds": seconds, "cpu_seconds": cpu, "embedded": report.embedded, "added": report.count("added"),
             "report_seconds": report.seconds, "spent": spent, "calls": calls}
@@ -96,6 +102,35 @@ def child_bare(chunks_file: str, model_path: str) -> dict[str, Any]:
     t2, cpu = time.perf_counter(), time.process_time() - c0
     assert len(vecs) == len(texts)
     return {"seconds": t2 - t0, "cpu_seconds": cpu, "load": t1 - t0, "encode": t2 - t1, "device": str(model.device)}
+
+
+def child_matmul() -> dict[str, Any]:
+    """This machine's float32 matrix-multiply FLOP/s now: torch (the encoder's library, its default
+    threads) and numpy, a 2048² product, median of 5 after a warm-up."""
+    import numpy as np
+    import torch
+
+    n = 2048
+    flops = 2.0 * n ** 3
+    out: dict[str, Any] = {"n": n, "torch_threads": torch.get_num_threads()}
+    a, b = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    for name, mul in (("torch", lambda: torch.mm(ta, tb)), ("numpy", lambda: a @ b)):
+        mul()
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            mul()
+            times.append(time.perf_counter() - t)
+        out[f"{name}_flops"] = flops / statistics.median(times)
+    return out
+
+
+def encoder_flops(model_path: str, tokens: list[int]) -> float:
+    """Forward-pass FLOPs of a BERT-style encoder over sequences of these lengths (no padding)."""
+    cfg = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
+    h, i, n = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    return float(sum(n * (8 * L * h * h + 4 * L * L * h + 4 * L * h * i) for L in tokens))
 
 
 def _env() -> dict[str, str]:
@@ -130,17 +165,18 @@ def _timed_cli(args: list[str]) -> tuple[float, str]:
     return wall, out.stdout
 
 
-def _stored_chunks(index: Path) -> list[str]:
+def _stored_chunks(index: Path) -> list[tuple[str, int]]:
+    """(text, content tokens) of every stored chunk, in id order."""
     con = sqlite3.connect(f"file:{index / 'searcher.db'}?mode=ro", uri=True)
     try:
-        return [r[0] for r in con.execute("SELECT text FROM chunks ORDER BY id")]
+        return [(r[0], r[1]) for r in con.execute("SELECT text, n_tokens FROM chunks ORDER BY id")]
     finally:
         con.close()
 
 
 # ---- the benchmark ---------------------------------------------------------------------------------
 def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
-          query_passes: int) -> dict[str, Any]:
+          query_passes: int, int8: bool) -> dict[str, Any]:
     c = benchlib
     col = load_collection(collection_dir)
     folder = c.default_docs_folder(col)
@@ -151,6 +187,8 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
     load_before = os.getloadavg()
     ours: list[dict[str, Any]] = []
     bare: list[dict[str, Any]] = []
+    quant: list[dict[str, Any]] = []
+    matmul: list[dict[str, Any]] = []
     reindex: list[float] = []
     reindex_reported: list[float] = []
     chunks: list[str] = []
@@ -161,11 +199,15 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
         index = work / f"index-{i}"
         shutil.rmtree(index, ignore_errors=True)
         # A: our pipeline into a fresh index
-        a = _run_child("ours", str(folder), str(index))
+        a = _run_child("ours", str(folder), str(index), "float32")
         stored = _stored_chunks(index)
-        d = hashlib.sha256("\x00".join(stored).encode()).hexdigest()
+        d = hashlib.sha256("\x00".join(t for t, _ in stored).encode()).hexdigest()
         if i == 0:
-            chunks, digest = stored, d
+            chunks, digest = [t for t, _ in stored], d
+            # tokens the encoders read, [CLS] and [SEP] included: bare encodes every chunk, ours
+            # every distinct text once
+            tokens_all = [n + 2 for _, n in stored]
+            tokens = [n + 2 for n in dict(stored).values()]
             chunks_file.write_text(json.dumps(chunks), encoding="utf-8")
         elif d != digest:
             raise RuntimeError(f"run {i}: the index stored different chunks than run 0")
@@ -184,6 +226,16 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
         b = _run_child("bare", str(chunks_file), model_path)
         bare.append(b)
         print(f"run {i + 1}/{runs} B bare: {b['seconds']:.1f}s ({len(chunks) / b['seconds']:.1f} chunks/s)",
+              file=sys.stderr, flush=True)
+        if int8:
+            q_index = work / f"index-int8-{i}"
+            q = _run_child("ours", str(folder), str(q_index), "int8")
+            shutil.rmtree(q_index, ignore_errors=True)
+            quant.append(q)
+            print(f"run {i + 1}/{runs} Q ours int8: {q['seconds']:.1f}s ({len(chunks) / q['seconds']:.1f} chunks/s)",
+                  file=sys.stderr, flush=True)
+        matmul.append(_run_child("matmul"))
+        print(f"run {i + 1}/{runs} M matmul: {matmul[-1]['torch_flops'] / 1e9:.1f} GFLOP/s torch",
               file=sys.stderr, flush=True)
         if last_index is not None:
             shutil.rmtree(last_index, ignore_errors=True)
@@ -216,7 +268,18 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
     n = len(chunks)
     med = statistics.median
     ours_s, bare_s = med([r["seconds"] for r in ours]), med([r["seconds"] for r in bare])
+    flops, flops_all = encoder_flops(model_path, tokens), encoder_flops(model_path, tokens_all)
+    peak = med([max(m["torch_flops"], m["numpy_flops"]) for m in matmul])
+    eff = {"ours": med([flops / r["spent"]["encode"] for r in ours]),
+           "bare": med([flops_all / r["encode"] for r in bare])}
+    if quant:
+        eff["int8"] = med([flops / r["spent"]["encode"] for r in quant])
     return {
+        "encoder_gflop": flops / 1e9, "encoder_tokens": sum(tokens), "matmul": matmul, "matmul_flops": peak,
+        "encoder_flops_per_s": eff, "encoder_efficiency": {k: v / peak for k, v in eff.items()},
+        "quant": quant,
+        "quant_seconds": med([r["seconds"] for r in quant]) if quant else None,
+        "quant_ratio_per_run": [b["seconds"] / q["seconds"] for q, b in zip(quant, bare)],
         "collection": col.name, "documents": len(docs), "chunks": n, "distinct_chunk_texts": len(set(chunks)),
         "chunk_chars": sum(map(len, chunks)), "runs": runs, "model_path": model_path,
         "ours": ours, "bare": bare,
@@ -254,6 +317,9 @@ def markdown(r: dict[str, Any], command: str) -> str:
     runs_a = ", ".join(f"{x['seconds']:.1f}" for x in r["ours"])
     runs_b = ", ".join(f"{x['seconds']:.1f}" for x in r["bare"])
     ok = lambda cond: "yes" if cond else "**no**"  # noqa: E731
+
+    def gflops(key: str) -> str:
+        return ", ".join(f"{m[key] / 1e9:.1f}" for m in r["matmul"])
     return "\n".join([
         f"## Indexing and query speed: {r['collection']}",
         "",
@@ -263,21 +329,32 @@ def markdown(r: dict[str, Any], command: str) -> str:
         f"{'/'.join(f'{x:.2f}' for x in r['loadavg_after'])} (the machine is shared; compare ratios).",
         "",
         f"{r['documents']} documents as files → {n} chunks ({r['distinct_chunk_texts']} distinct texts, "
-        f"{r['chunk_chars']:,} characters). Arms alternate A B × {r['runs']}, medians shown. Both arms run in a "
+        f"{r['chunk_chars']:,} characters). Arms alternate A B{' Q' if r['quant'] else ''} M × {r['runs']}, medians shown. Both arms run in a "
         "fresh subprocess and are timed inside it from before their first heavy import (`import searcher` / "
         "`import sentence_transformers`) to the end of the work: **model load is included in both**. "
         "chunks/s = stored chunks ÷ seconds.",
         "",
         "| measure | value | goal |",
         "|---|---|---|",
-        f"| A ours: `Searcher(fresh).index(folder)` | {r['ours_seconds']:.1f} s → **{r['ours_chunks_per_s']:.1f} "
+        f"| A ours: `Searcher(fresh, precision=\"float32\").index(folder)` | {r['ours_seconds']:.1f} s → **{r['ours_chunks_per_s']:.1f} "
         f"chunks/s** (runs: {runs_a} s) | |",
         f"| B bare: `SentenceTransformer(path).encode(chunks, batch_size=32, normalize_embeddings=True)` | "
         f"{r['bare_seconds']:.1f} s → **{r['bare_chunks_per_s']:.1f} chunks/s** (runs: {runs_b} s; load "
         f"{r['bare_load_seconds']:.1f} s + encode {r['bare_encode_seconds']:.1f} s) | |",
-        f"| ratio ours / bare (chunks/s), from the medians above | **{r['ratio_ours_over_bare']:.3f}** (per A B "
-        f"pair: {', '.join(f'{x:.3f}' for x in r['ratio_per_run'])}; median of pairs "
-        f"{r['ratio_median_of_pairs']:.3f}) | ≥ 0.9: {ok(r['ratio_ours_over_bare'] >= 0.9)} |",
+        f"| ratio ours / bare (chunks/s), median of the A B pairs | **{r['ratio_median_of_pairs']:.3f}** (per "
+        f"pair: {', '.join(f'{x:.3f}' for x in r['ratio_per_run'])}; from the medians above "
+        f"{r['ratio_ours_over_bare']:.3f}) | ≥ 1.0: {ok(r['ratio_median_of_pairs'] >= 1.0)} |",
+        *([f"| Q ours with `precision=\"int8\"`, ratio to B per pair | {r['quant_seconds']:.1f} s → "
+           f"**{n / r['quant_seconds']:.1f} chunks/s**, **{statistics.median(r['quant_ratio_per_run']):.2f}×** bare "
+           f"(per pair: {', '.join(f'{x:.2f}' for x in r['quant_ratio_per_run'])}) | |"] if r["quant"] else []),
+        f"| float32 matrix multiply on this machine (2048², median of 5, per run; best of torch/numpy) | "
+        f"**{r['matmul_flops'] / 1e9:.1f} GFLOP/s** (torch "
+        f"{gflops('torch_flops')}; numpy {gflops('numpy_flops')}; torch threads "
+        f"{r['matmul'][0]['torch_threads']}) | |",
+        f"| encoder efficiency = encoder FLOP/s ÷ matmul FLOP/s ({r['encoder_gflop']:.0f} GFLOP for "
+        f"{r['encoder_tokens']:,} tokens, ÷ seconds in `encode`) | "
+        + "; ".join(f"{k} **{r['encoder_efficiency'][k]:.2f}** ({v / 1e9:.1f} GFLOP/s)"
+                    for k, v in r["encoder_flops_per_s"].items()) + " | |",
         f"| same ratio by CPU time of the child (user + system, all threads) | {r['cpu_ratio_ours_over_bare']:.3f} "
         f"(A {r['ours_cpu_seconds']:.1f} s, B {r['bare_cpu_seconds']:.1f} s CPU) | |",
         f"| no-change re-index, `searcher index` CLI wall | **{r['reindex_median']:.2f} s** = "
@@ -292,8 +369,8 @@ def markdown(r: dict[str, Any], command: str) -> str:
         f"{', '.join(f'{x:.2f}' for x in r['cold_cli_search_seconds'])} s) | |",
         "",
         f"Where A's time goes (medians, by timers wrapped around the encoder's methods): model load "
-        f"{sp['load']:.1f} s, weights fingerprint {sp['fingerprint']:.1f} s, tokenizing for chunking "
-        f"{sp['token_spans']:.1f} s (`token_spans` called {r['ours_calls']['token_spans']}×), encoding {sp['encode']:.1f} s "
+        f"{sp['load']:.1f} s, weights fingerprint {sp['fingerprint']:.1f} s, tokenizing for chunking (in the reader thread, "
+        f"overlapping the encoder) {sp['token_spans']:.1f} s (`token_spans` called {r['ours_calls']['token_spans']}×), encoding {sp['encode']:.1f} s "
         f"(`encode` called {r['ours_calls']['encode']}×), everything else (imports, walk, read, SQLite, FAISS) "
         f"{other:.1f} s (per-run remainders, median). The components are medians taken separately, so they need "
         "not add up to A's median exactly.",
@@ -304,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         kind, *args = argv[1:]
-        result = child_ours(*args) if kind == "ours" else child_bare(*args)
+        result = {"ours": child_ours, "bare": child_bare, "matmul": child_matmul}[kind](*args)
         print(json.dumps(result))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -313,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3, help="A/B repetitions (default 3)")
     p.add_argument("--queries", type=int, help="use only the first N queries for latency (default: all)")
     p.add_argument("--query-passes", type=int, default=3, help="passes over the queries for latency (default 3)")
+    p.add_argument("--int8", action="store_true", help="add arm Q: ours with the int8 encoder (precision='int8')")
     p.add_argument("--json", action="store_true", help="print the raw results as one JSON object")
     p.add_argument("--out", type=Path, help="write a section into this markdown file (e.g. docs/benchmarks.md)")
     a = p.parse_args(argv)
@@ -320,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--runs must be at least 1")
     os.environ["HF_HUB_OFFLINE"] = "1"
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
-        res = bench(a.collection, a.runs, Path(tmp), a.queries, max(1, a.query_passes))
+        res = bench(a.collection, a.runs, Path(tmp), a.queries, max(1, a.query_passes), a.int8)
     command = benchlib.command_line("scripts/bench_index.py", argv)
     md = markdown(res, command)
     print(json.dumps(res) if a.json else md)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .chunking import ChunkingConfig
 from .config import IndexConfig, read_manifest, update_manifest, write_manifest
-from .embedding import DEFAULT_MODEL, Encoder, load_encoder, load_reranker
+from .embedding import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder, load_reranker
 from .errors import SearcherError
 from .locking import WriterLock
 from .query import Fusion, Mode, QueryEncoder, SearchOptions
@@ -60,7 +60,7 @@ class Searcher:
     def __init__(self, index: str | Path | None = None, model: str | None = None, *,
                  chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32,
                  vector_store: VectorStoreConfig | None = None, milvus_token: str | None = None,
-                 ray_address: str | None = None):
+                 ray_address: str | None = None, precision: str | None = None):
         """``vector_store``: where a new index keeps its vectors (default FAISS; see
         ``vectorstores.milvus_config``). ``ray_address`` (auto, ray://host:10001 or local): embed
         new text on a Ray cluster while indexing."""
@@ -70,6 +70,7 @@ class Searcher:
         self._batch_size = batch_size
         self._vector_store, self._milvus_token, self._ray_address = vector_store, milvus_token, ray_address
         self._ray_encoder: RayEncoder | None = None
+        self._precision = precision     # the encoder's (embedding.PRECISIONS); fixed when the index is created
         self._config: IndexConfig | None = None
         self._encoder: Encoder | None = None
         self._store: Store | None = None
@@ -98,7 +99,8 @@ class Searcher:
     def _check_options(self, config: IndexConfig) -> None:
         c = config.chunking
         for given, kept, what in ((self._chunk_tokens, c.max_tokens, "chunk size"),
-                                  (self._overlap_tokens, c.overlap_tokens, "overlap")):
+                                  (self._overlap_tokens, c.overlap_tokens, "overlap"),
+                                  (self._precision, config.precision, "encoder precision")):
             if given is not None and given != kept:
                 raise SearcherError(f"{self.path}: this index was built with {what} {kept}, not {given}; "
                                     "use the same setting or build a new index with --index")
@@ -110,7 +112,8 @@ class Searcher:
     def _encoder_for(self, config: IndexConfig | None) -> Encoder:
         if self._encoder is None:
             name = self._model_name or (config.model.name if config else DEFAULT_MODEL)
-            self._encoder = load_encoder(name, self._batch_size)
+            precision = config.precision if config else self._precision or DEFAULT_PRECISION
+            self._encoder = load_encoder(name, self._batch_size, precision)
         if config is not None and self._model_name is not None:
             info = self._encoder.info
             if info.fingerprint != config.model.fingerprint or info.dim != config.model.dim:
@@ -159,7 +162,8 @@ class Searcher:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / ".searcherignore").write_text("*\n")  # never index the index itself
         Store.create(self.path / DB_FILE, encoder.dim).close()
-        config = IndexConfig(encoder.info, chunking, vector_store=self._vector_store or VectorStoreConfig())
+        config = IndexConfig(encoder.info, chunking, precision=encoder.precision,
+                             vector_store=self._vector_store or VectorStoreConfig())
         write_manifest(self.path, config)
         return config
 

@@ -33,6 +33,9 @@ NameOpt = Annotated[str, typer.Option(
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="sentence-transformers model name or local path (default: the model that built the "
     "index; for a new index all-MiniLM-L6-v2, shipped offline).", show_default=False)]
+PrecisionOpt = Annotated[Optional[str], typer.Option(
+    help="Encoder arithmetic: float32 (default) or int8 (about 2x faster indexing, slightly lower quality; "
+    "see docs/benchmarks.md). Fixed when the index is created.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 
@@ -139,6 +142,7 @@ def index(
     no_ignore: Annotated[bool, typer.Option(
         "--no-ignore", help="Do not honour .gitignore and .searcherignore files.")] = False,
     batch_size: Annotated[int, typer.Option(help="Chunks per encoder batch.")] = 32,
+    precision: PrecisionOpt = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Make any file that could not be read an error (exit 1, listing them).")] = False,
     vector_store: Annotated[Optional[StoreChoice], typer.Option(
@@ -166,7 +170,8 @@ def index(
         store = _store_config(vector_store, milvus_uri, milvus_collection, milvus_index, milvus_ca,
                               milvus_server_name)
         s = _searcher(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
-                      batch_size=batch_size, vector_store=store, milvus_token=milvus_token, ray_address=ray_address)
+                      batch_size=batch_size, vector_store=store, milvus_token=milvus_token, ray_address=ray_address,
+                      precision=precision)
         with _progress(quiet or not sys.stderr.isatty()) as progress:
             report = s.index(folder, options=options, progress=progress)
         if json_out:
@@ -375,7 +380,7 @@ def eval_(
         "--name", "-n", help="Index name (default: eval-<collection folder name>); reused when it exists.",
         show_default=False)] = None,
     fusion: FusionOpt = FusionChoice.zscore, feedback: FeedbackOpt = True,
-    model: ModelOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False,
+    model: ModelOpt = None, precision: PrecisionOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Measure search quality on a test collection: nDCG@10, Recall@100, MRR@10, query latency."""
     from .query import MODES
@@ -384,7 +389,7 @@ def eval_(
         modes = MODES if mode == "all" else (mode,)
         if any(m not in MODES for m in modes):
             raise SearcherError(f"--mode '{mode}': choose dense, keyword, hybrid or all")
-        s = _searcher(index, name or f"eval-{collection.resolve().name}", model)
+        s = _searcher(index, name or f"eval-{collection.resolve().name}", model, precision=precision)
         with _progress(quiet or not sys.stderr.isatty()) as progress:
             results = s.evaluate(collection, modes, progress=progress, fusion=fusion.value, feedback=feedback)
         if json_out:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .chunking import ChunkingConfig
-from .embedding import ModelInfo
+from .embedding import PRECISIONS, ModelInfo
 from .errors import SearcherError
 from .query_encoder import QueryEncoderInfo
 from .vectorstores import VectorStoreConfig
@@ -30,6 +30,9 @@ class IndexConfig:
     chunking: ChunkingConfig
     query_encoder: QueryEncoderInfo | None = None   # None: made before ONNX export, not yet exported
     vector_store: VectorStoreConfig = VectorStoreConfig()
+    # the encoder's arithmetic (embedding.PRECISIONS): vectors of an int8 and a float32 encoder
+    # differ slightly, so an index keeps the one it was built with, for its chunks and its queries
+    precision: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         extra = {"query_encoder": self.query_encoder.to_dict()} if self.query_encoder else {}
@@ -42,14 +45,20 @@ class IndexConfig:
             "vectors": {"dtype": "float32", "metric": "cosine"},
             **extra,
             "vector_store": self.vector_store.to_dict(),
+            "encoder": {"precision": self.precision},
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
+        precision = d.get("encoder", {}).get("precision", "float32")
+        if precision not in PRECISIONS:
+            raise SearcherError(f"manifest: encoder precision '{precision}' is not known to this searcher "
+                                f"({', '.join(PRECISIONS)}); rebuild the index")
         qe = d.get("query_encoder")
         return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]),
-                   QueryEncoderInfo.from_dict(qe) if qe else None,
-                   VectorStoreConfig.from_dict(d.get("vector_store")))   # absent: made before Milvus support
+                   query_encoder=QueryEncoderInfo.from_dict(qe) if qe else None,
+                   vector_store=VectorStoreConfig.from_dict(d.get("vector_store")),   # absent: before Milvus
+                   precision=precision)
 
 
 def read_manifest(folder: Path) -> IndexConfig | None:

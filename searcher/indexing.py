@@ -1,13 +1,19 @@
-"""The write path: documents → chunks → vectors → one committed batch at a time.
+"""The write path: documents → chunks → vectors → small commits, with the encoder kept busy.
 
-Batches are small (a few hundred chunks, or a few seconds of work), so an interrupted run loses
-at most the batch in flight; every committed batch is a complete, searchable state, and the next
-run picks up from it because unchanged content is recognised by its hash.
+Reading and chunking run in a thread ahead of the encoder (tokenizers and torch release the GIL).
+Chunk texts the embedding cache lacks wait in a pool of up to ``WINDOW_CHUNKS``; each step embeds
+the ``STEP_CHUNKS`` longest of them, so the encoder sees batches of nearly equal length (little
+padding) across the whole run, not just within one file. Each step is one commit: its vectors go
+into the embedding cache, and every document whose chunks all have vectors is written. A kill
+therefore loses at most the step in flight; the next run finds the rest by hash.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,23 +29,32 @@ from .records import Chunk, Document, FileReport, IndexReport
 from .store import Store, text_hash
 from .vectors import VectorIndex
 
-# (files done, files to read) — called as the run advances, for progress bars.
+# (files read, files to read) — called as the run advances, for progress bars; from the reader thread.
 Progress = Callable[[int, int], None]
 
-BATCH_CHUNKS = 256        # chunks to embed before a commit
-BATCH_SECONDS = 5.0       # ...or time spent reading, whichever comes first
+STEP_CHUNKS = 256         # chunks embedded per step, and so per commit
+WINDOW_CHUNKS = 8192      # chunks waiting for the encoder, the sort window (~10 MB of text)
+READ_AHEAD_FILES = 256    # files read and chunked ahead of the encoder
+IDLE_SECONDS = 1.0        # reader this slow: embed what is waiting rather than let the encoder idle
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Pending:
+    """A document waiting for vectors; ``missing`` shrinks as steps embed its texts."""
+
     doc: Document
     source: str
     chunks: list[Chunk]
     status: str               # "added" | "updated"
+    missing: set[bytes]
+    embedded: int             # texts this document is the first in the run to need
 
 
 class Writer:
-    """Writes documents into the store and keeps the in-memory vector index in step with commits."""
+    """Writes documents into the store and keeps the in-memory vector index in step with commits.
+
+    The single embedding point is ``encoder().encode(texts) -> np.ndarray``: anything with that
+    method (and ``token_spans`` for chunking) can stand in for the local model."""
 
     def __init__(self, store: Store, vectors: VectorIndex, encoder: Callable[[], Encoder],
                  chunking: ChunkingConfig):
@@ -47,48 +62,68 @@ class Writer:
         # nothing changed never loads the model
         self.store, self.vectors, self.encoder, self.chunking = store, vectors, encoder, chunking
         self._pending: list[_Pending] = []
-        self._pending_chunks = 0
-        self._since = time.monotonic()
+        self._queue: dict[bytes, str] = {}      # text hash → text, not embedded yet
+        self._fresh: dict[bytes, np.ndarray] = {}   # embedded this run, for documents not committed yet
         self.reports: list[FileReport] = []
+
+    @property
+    def pending(self) -> int:
+        """Documents waiting to be committed."""
+        return len(self._pending)
 
     def chunk(self, doc: Document) -> list[Chunk]:
         return chunk_document(doc.text, doc.blocks, self.encoder().token_spans, self.chunking,
                               hard_pages=doc.page_unit == "page")
 
-    def put(self, doc: Document, source: str, status: str) -> None:
-        """Queue a new or changed document; commits when the batch is full."""
-        chunks = self.chunk(doc)
-        self._pending.append(_Pending(doc, source, chunks, status))
-        self._pending_chunks += len(chunks)
-        if self._pending_chunks >= BATCH_CHUNKS or time.monotonic() - self._since >= BATCH_SECONDS:
-            self.flush()
+    def put(self, doc: Document, source: str, status: str, chunks: list[Chunk] | None = None) -> None:
+        """Queue a new or changed document (``chunks``: already cut, e.g. by the reader thread);
+        embeds a step when the sort window is full."""
+        chunks = self.chunk(doc) if chunks is None else chunks
+        hashes = {text_hash(c.text): c.text for c in chunks}
+        unknown = [h for h in hashes if h not in self._fresh]
+        cached = self.store.cached_vectors(unknown)
+        missing = {h for h in unknown if h not in cached}
+        first = [h for h in missing if h not in self._queue]
+        self._queue.update((h, hashes[h]) for h in first)
+        self._pending.append(_Pending(doc, source, chunks, status, missing, len(first)))
+        if len(self._queue) >= WINDOW_CHUNKS or len(self._pending) >= WINDOW_CHUNKS:
+            self.step()
 
-    def flush(self) -> None:
-        """Embed what the cache lacks and commit the queued documents in one transaction."""
-        pending, self._pending, self._pending_chunks = self._pending, [], 0
-        if not pending:
-            self._since = time.monotonic()
-            return
-        hashes = {text_hash(c.text): c.text for p in pending for c in p.chunks}
-        known = self.store.cached_vectors(hashes)
-        missing = [h for h in hashes if h not in known]
-        fresh = dict(zip(missing, self.encoder().encode([hashes[h] for h in missing]))) if missing else {}
-        vectors = {**known, **fresh}
+    def step(self) -> None:
+        """Embed the longest waiting texts, then commit them with every document now complete."""
+        longest = sorted(self._queue, key=lambda h: len(self._queue[h]), reverse=True)[:STEP_CHUNKS]
+        vecs = self.encoder().encode([self._queue[h] for h in longest]) if longest else []
+        fresh = dict(zip(longest, vecs))
+        for h in longest:
+            del self._queue[h]
+        self._fresh.update(fresh)
+        done: list[_Pending] = []
+        rest: list[_Pending] = []
+        for p in self._pending:
+            p.missing.difference_update(fresh)
+            (rest if p.missing else done).append(p)
+        self._pending = rest
         new_ids: list[int] = []
         with self.store.write() as gen:
-            for p in pending:
-                own = {text_hash(c.text) for c in p.chunks}
-                rows = self.store.put_document(p.doc, p.source, p.chunks, [terms(c.text) for c in p.chunks],
-                                               {h: fresh[h] for h in own if h in fresh}, gen)
+            self.store.cache_vectors(fresh)
+            for p in done:
+                rows = self.store.put_document(p.doc, p.source, p.chunks, [terms(c.text) for c in p.chunks], {}, gen)
                 new_ids += [cid for cid, _ in rows]
             removed = self.store.removed_since(gen - 1)
-            new_vecs = [vectors[h] for p in pending for h in (text_hash(c.text) for c in p.chunks)]
-        self._apply(removed, np.array(new_ids, dtype=np.int64), new_vecs)
-        embedded_by_doc = _first_use(pending, set(fresh))
-        for p, emb in zip(pending, embedded_by_doc):
-            self.reports.append(FileReport(p.doc.id, p.status, chunks=len(p.chunks), embedded=emb,
+            hashes = [text_hash(c.text) for p in done for c in p.chunks]
+            stored = self.store.cached_vectors(h for h in hashes if h not in self._fresh)
+        self._apply(removed, np.array(new_ids, dtype=np.int64),
+                    [self._fresh[h] if h in self._fresh else stored[h] for h in hashes])
+        for p in done:
+            self.reports.append(FileReport(p.doc.id, p.status, chunks=len(p.chunks), embedded=p.embedded,
                                            kind=p.doc.kind))
-        self._since = time.monotonic()   # BATCH_SECONDS counts reading time, not the embedding just done
+        if not self._pending:
+            self._fresh.clear()     # all committed: the store's cache holds them now
+
+    def flush(self) -> None:
+        """Embed and commit everything queued."""
+        while self._pending:
+            self.step()
 
     def remove(self, doc_ids: Iterable[str]) -> int:
         """Delete documents now, in one commit; returns how many existed."""
@@ -124,19 +159,54 @@ class Writer:
             self.store.prune_tombstones(gen)
 
 
-def _first_use(pending: list[_Pending], fresh: set[bytes]) -> list[int]:
-    """How many chunks each document caused to be embedded (a shared new text counts once)."""
-    seen: set[bytes] = set()
-    out = []
-    for p in pending:
-        n = 0
-        for c in p.chunks:
-            h = text_hash(c.text)
-            if h in fresh and h not in seen:
-                seen.add(h)
-                n += 1
-        out.append(n)
-    return out
+@dataclass(frozen=True)
+class _Read:
+    """What the reader thread made of one file: its document and chunks, unchanged, or why not."""
+
+    entry: FileEntry
+    doc: Document | None = None
+    chunks: list[Chunk] | None = None      # None: content unchanged (same hash as indexed)
+    error: Unreadable | None = None
+
+
+def _read_ahead(entries: list[FileEntry], read: Callable[[FileEntry], _Read]) -> Iterator[_Read | None]:
+    """``read`` each entry in a thread, up to ``READ_AHEAD_FILES`` ahead; yields None whenever the
+    next file has been ``IDLE_SECONDS`` in coming, so the caller can put the wait to use."""
+    out: queue.Queue = queue.Queue(maxsize=READ_AHEAD_FILES)
+    stop = threading.Event()
+    end = object()
+
+    def run() -> None:
+        try:
+            for e in entries:
+                if stop.is_set():
+                    return
+                out.put(read(e))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, raised there
+            out.put(exc)
+        out.put(end)
+
+    thread = threading.Thread(target=run, name="searcher-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                item = out.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                yield None
+                continue
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():      # unblock a reader waiting on a full queue
+            try:
+                out.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
 
 
 def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None) -> IndexReport:
@@ -179,28 +249,46 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
             reports.append(FileReport(str(e.path), "unchanged", kind=e.kind))
         else:
             to_read.append(e)
-    for done, e in enumerate(to_read):
-        path = str(e.path)
-        state = known.get(path)
+
+    done = 0
+
+    def read(e: FileEntry) -> _Read:
+        """In the reader thread: one file read, hashed and chunked; progress counts files read."""
+        nonlocal done
         try:
             doc = read_document(e, options.max_bytes)
         except Unreadable as exc:
-            if exc.transient and state:
-                reports.append(FileReport(path, "skipped", f"{exc.reason}; previous version kept", kind=e.kind,
-                                          failed=True))
-            else:
-                keep.discard(path)
-                reports.append(FileReport(path, "removed" if state else "skipped", exc.reason, kind=e.kind,
-                                          failed=True))
-            continue
+            return _Read(e, error=exc)
         finally:
+            done += 1
             if progress:
-                progress(done + 1, len(to_read))
+                progress(done, len(to_read))
+        state = known.get(str(e.path))
         if state and state.sha256 == doc.sha256:
-            touched.append((path, doc.size, doc.mtime_ns))
-            reports.append(FileReport(path, "unchanged", kind=e.kind))
-        else:
-            writer.put(doc, "file", "updated" if state else "added")
+            return _Read(e, doc)
+        return _Read(e, doc, writer.chunk(doc))
+
+    with closing(_read_ahead(to_read, read)) as results:
+        for r in results:
+            if r is None:
+                if writer.pending:
+                    writer.step()
+                continue
+            path = str(r.entry.path)
+            state = known.get(path)
+            if r.error is not None:
+                if r.error.transient and state:
+                    reports.append(FileReport(path, "skipped", f"{r.error.reason}; previous version kept",
+                                              kind=r.entry.kind, failed=True))
+                else:
+                    keep.discard(path)
+                    reports.append(FileReport(path, "removed" if state else "skipped", r.error.reason,
+                                              kind=r.entry.kind, failed=True))
+            elif r.chunks is None:
+                touched.append((path, r.doc.size, r.doc.mtime_ns))
+                reports.append(FileReport(path, "unchanged", kind=r.entry.kind))
+            else:
+                writer.put(r.doc, "file", "updated" if state else "added", r.chunks)
     writer.flush()
     writer.touch(touched)
     gone = [p for p in known if p not in keep]

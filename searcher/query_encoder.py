@@ -163,6 +163,9 @@ def export(encoder: Encoder, folder: Path, sample: Sequence[str]) -> QueryEncode
     pid = os.getpid()
     tmp_onnx, tmp_tok = folder / f".{ONNX_FILE}.{pid}.tmp", folder / f".{TOKENIZER_FILE}.{pid}.tmp"
     texts = [*CHECK_TEXTS, *sample]
+    if encoder.precision != "float32":
+        return QueryEncoderInfo("torch", f"the index's encoder computes in {encoder.precision}, which the ONNX "
+                                         "export does not reproduce; queries use that same torch encoder")
     try:
         try:
             import onnxruntime  # noqa: F401

@@ -352,8 +352,7 @@ class Store:
             (to_db(doc.id), source, to_db(doc.path), doc.size, doc.mtime_ns, doc.sha256,
              json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True), gen))
         doc_row = cur.lastrowid
-        self.conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?)",
-                              ((h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()))
+        self.cache_vectors(vectors)
         out = []
         for c in chunks:
             h = text_hash(c.text)
@@ -366,6 +365,12 @@ class Store:
         self.conn.executemany("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
                               ((cid, " ".join(t)) for (cid, _), t in zip(out, terms)))
         return out
+
+    def cache_vectors(self, vectors: dict[bytes, np.ndarray]) -> None:
+        """Add vectors to the embedding cache (by text hash) ahead of the chunks that will use them,
+        so work done for a document that is not committed yet survives a crash."""
+        self.conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?)",
+                              ((h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()))
 
     def remove_documents(self, doc_ids: Iterable[str]) -> int:
         """Delete documents and their chunks (leaving tombstones); returns how many documents existed."""
