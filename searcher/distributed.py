@@ -47,10 +47,11 @@ class _EmbedWorker:
 
     model: str
     batch_size: int
+    precision: str
     fingerprint: str
 
     def __init__(self) -> None:
-        self.encoder = load_encoder(self.model, self.batch_size)
+        self.encoder = load_encoder(self.model, self.batch_size, self.precision)
         if self.encoder.info.fingerprint != self.fingerprint:
             raise SearcherError(f"the Ray worker's model '{self.model}' has other weights than the driver's; "
                                 "install the same model on every node")
@@ -60,16 +61,27 @@ class _EmbedWorker:
 
 
 class RayEncoder:
-    """Embeds on a Ray cluster with the local encoder's model; everything else is the local encoder's."""
+    """Embeds on a Ray cluster with the local encoder's model; everything else is the local encoder's.
+
+    The cluster is joined at the first ``encode``, not here: the indexer builds its encoder from
+    whichever thread needs it first (its reader thread tokenizes for chunking), and Ray must be
+    started from the thread that then drives it."""
 
     def __init__(self, local: Encoder, address: str, workers: int | None = None):
-        connect(address)
-        import ray
-
         self.local = local
-        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.address = address
+        self.workers = workers
         self._worker_class = type("_EmbedWorker", (_EmbedWorker,), {
-            "model": local.name, "batch_size": local.batch_size, "fingerprint": local.info.fingerprint})
+            "model": local.name, "batch_size": local.batch_size, "precision": local.precision,
+            "fingerprint": local.info.fingerprint})
+
+    def _connect(self) -> int:
+        if self.workers is None:
+            connect(self.address)
+            import ray
+
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return self.workers
 
     @property
     def info(self) -> ModelInfo:
@@ -82,12 +94,13 @@ class RayEncoder:
         """Unit-length float32 vectors, one row per text, in the order given."""
         if not texts:
             return np.zeros((0, self.local.dim), dtype=np.float32)
+        workers = self._connect()
         import ray.data
 
         ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)])
         embedded = ds.map_batches(
             self._worker_class, batch_size=ROWS_PER_CALL, batch_format="numpy", num_cpus=1,
-            compute=ray.data.ActorPoolStrategy(size=min(self.workers, -(-len(texts) // ROWS_PER_CALL))))
+            compute=ray.data.ActorPoolStrategy(size=min(workers, -(-len(texts) // ROWS_PER_CALL))))
         out = np.zeros((len(texts), self.local.dim), dtype=np.float32)
         for batch in embedded.iter_batches(batch_format="numpy", batch_size=None):
             out[batch["row"]] = batch["vector"]

@@ -155,7 +155,7 @@ def test_server_index_update_delete_filtered_and_hybrid_search(tmp_path: Path, n
 def test_killed_run_leaves_milvus_consistent_and_rerun_catches_up(tmp_path: Path, notes: Path, milvus: Server):
     idx = tmp_path / "idx"
     assert run_cli("index", str(notes), "--index", str(idx), *milvus.options(), "-q").returncode == 0
-    _big_folder(notes / "field", 200)
+    _big_folder(notes / "field", 330)
     (notes / "cooking" / "bread.md").unlink()
     gen0 = _generation(idx)
     proc = _start_index(notes, idx)
@@ -169,7 +169,7 @@ def test_killed_run_leaves_milvus_consistent_and_rerun_catches_up(tmp_path: Path
     assert r.returncode == 0, r.stderr
     assert _milvus_ids(idx, milvus) == _sqlite_chunk_ids(idx)        # caught up from SQLite: adds and deletes
     s = Searcher(idx)
-    assert s.info()["files"] == 204
+    assert s.info()["files"] == 334
     assert all(not h.path.endswith("bread.md") for h in s.search("sourdough bread", k=10, mode="dense"))
     assert s.search("field note about coral reefs", k=1, mode="dense")[0].path.startswith(str(notes / "field"))
 

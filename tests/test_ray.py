@@ -107,7 +107,7 @@ def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
 
 
 def test_a_killed_driver_keeps_its_committed_batches_and_a_rerun_resumes(tmp_path: Path):
-    folder = _big_folder(tmp_path / "field", 150)
+    folder = _big_folder(tmp_path / "field", 330)
     idx = tmp_path / "idx"
     proc = subprocess.Popen([sys.executable, "-m", "searcher.cli", "index", str(folder), "--index", str(idx),
                              "--ray-address", "local", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -118,8 +118,8 @@ def test_a_killed_driver_keeps_its_committed_batches_and_a_rerun_resumes(tmp_pat
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     committed = Searcher(idx).info()["files"]
-    assert 0 < committed < 150
+    assert 0 < committed < 330
     r = run_cli("index", str(folder), "--index", str(idx), "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout.splitlines()[-1])["summary"]
-    assert (summary["added"], summary["unchanged"]) == (150 - committed, committed)   # nothing redone
+    assert (summary["added"], summary["unchanged"]) == (330 - committed, committed)   # nothing redone
