@@ -26,7 +26,7 @@ from .query import Fusion, Mode, SearchOptions
 from .query import search as run_query
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
-from .vectors import VectorIndex
+from .vectors import AnnSettings, VectorIndex, saved_info
 
 DB_FILE = "searcher.db"
 DEFAULT_OVERLAP_TOKENS = 32
@@ -53,10 +53,16 @@ class Searcher:
     """
 
     def __init__(self, index: str | Path | None = None, model: str | None = None, *,
-                 chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32):
+                 chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32,
+                 ann: str | None = None, vector_dtype: str | None = None, memory_budget: int | str | None = None):
+        """``ann`` (auto, flat, hnsw, ivf, ivfpq) and ``memory_budget`` (bytes, or e.g. "4GB") choose the
+        vector structure and may change between runs; ``vector_dtype`` (float32, float16, int8) is fixed
+        when the index is created. All three are recorded in the manifest (docs/format.md)."""
         self.path = Path(index).expanduser().resolve() if index else default_index_root() / "default"
         self._model_name = model
         self._chunk_tokens, self._overlap_tokens = chunk_tokens, overlap_tokens
+        AnnSettings(ann or "auto", vector_dtype or "float32", memory_budget)   # a bad value fails here
+        self._ann, self._vector_dtype, self._memory_budget = ann, vector_dtype, memory_budget
         self._batch_size = batch_size
         self._config: IndexConfig | None = None
         self._encoder: Encoder | None = None
@@ -90,6 +96,9 @@ class Searcher:
             if given is not None and given != kept:
                 raise SearcherError(f"{self.path}: this index was built with {what} {kept}, not {given}; "
                                     "use the same setting or build a new index with --index")
+        if self._vector_dtype is not None and self._vector_dtype != config.vectors.dtype:
+            raise SearcherError(f"{self.path}: this index stores {config.vectors.dtype} vectors, not "
+                                f"{self._vector_dtype}; leave out --vector-dtype or build a new index with --index")
 
     def _encoder_for(self, config: IndexConfig | None) -> Encoder:
         if self._encoder is None:
@@ -106,7 +115,8 @@ class Searcher:
 
     def _open_store(self) -> Store:
         if self._store is None:
-            self._store = Store.open(self.path / DB_FILE, self._read_config().model.dim)
+            config = self._read_config()
+            self._store = Store.open(self.path / DB_FILE, config.model.dim, config.vectors.dtype)
         return self._store
 
     def _create(self) -> IndexConfig:
@@ -125,12 +135,20 @@ class Searcher:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / ".searcherignore").write_text("*\n")  # never index the index itself
         Store.create(self.path / DB_FILE, encoder.dim).close()
-        config = IndexConfig(encoder.info, chunking)
+        config = IndexConfig(encoder.info, chunking, self._settings(AnnSettings()))
         write_manifest(self.path, config)
         return config
 
+    def _settings(self, kept: AnnSettings) -> AnnSettings:
+        """The vector settings asked for in this run, the index's own where none was given."""
+        return AnnSettings(self._ann or kept.ann, self._vector_dtype or kept.dtype,
+                           kept.memory_budget if self._memory_budget is None else self._memory_budget)
+
     def _writer(self) -> Writer:
         config = self._read_config() if self.exists else self._create()
+        if self._settings(config.vectors) != config.vectors:    # --ann / --memory-budget changed
+            config = IndexConfig(config.model, config.chunking, self._settings(config.vectors))
+            write_manifest(self.path, config)
         self._config = config
         if self._model_name is not None:
             self._encoder_for(config)   # a wrong --model is an error even when nothing needs embedding
@@ -157,14 +175,19 @@ class Searcher:
             self._vectors_gen = gen
         return self._vectors
 
-    def _write(self, action):
-        """Run ``action(writer)`` under the writer lock, then persist the vector index."""
+    def _write(self, action, progress: Progress | None = None):
+        """Run ``action(writer)`` under the writer lock, then persist the vector index, first
+        switching its structure (or compacting it) when its size calls for it."""
         self._check_not_a_file()
         self.path.mkdir(parents=True, exist_ok=True)
         with WriterLock(self.path):
             try:
                 writer = self._writer()
                 result = action(writer)
+                writer.flush()
+                store = writer.store
+                with store.snapshot():
+                    writer.vectors.maintain(self._read_config().vectors, lambda: store.vectors_since(-1), progress)
                 writer.finish(self.path)
                 self._vectors_gen = self._open_store().generation()
             except BaseException:
@@ -182,7 +205,7 @@ class Searcher:
         root = root.resolve()
         if root == self.path or root.is_relative_to(self.path):
             raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
-        return self._write(lambda w: index_folder(root, w, options, progress))
+        return self._write(lambda w: index_folder(root, w, options, progress), progress)
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
             metadata: Sequence[dict[str, Any]] | None = None, *, progress: Progress | None = None) -> list[str]:
@@ -214,7 +237,7 @@ class Searcher:
                     progress(done, len(texts))
             writer.flush()
             return ids
-        return self._write(run)
+        return self._write(run, progress)
 
     def delete(self, ids: Sequence[str]) -> int:
         """Remove documents by id (an added id, or an indexed file's path); returns how many existed."""
@@ -266,10 +289,14 @@ class Searcher:
         with store.snapshot():
             stats = store.stats()
         size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        ann = saved_info(self.path) or {}
         return {
             "index": str(self.path), **stats, "model": config.model.to_dict(),
             "chunking": {"max_tokens": config.chunking.max_tokens, "overlap_tokens": config.chunking.overlap_tokens},
-            "ann": VectorIndex.kind, "ann_description": VectorIndex.description,
+            "ann": ann.get("kind", "flat"), "ann_description": ann.get("description", "exact (nothing saved yet)"),
+            "ann_recall@10": ann.get("recall@10", 1.0), "ann_detail": ann,
+            "ann_setting": config.vectors.ann, "vector_dtype": config.vectors.dtype,
+            "memory_budget": config.vectors.budget,
             "disk_bytes": size,
         }
 

@@ -1,7 +1,8 @@
 """The index manifest: what built an index, so that every later run and search uses the same.
 
-``manifest.json`` is written once, atomically, when an index is created; an index folder without
-it is not an index. See docs/format.md.
+``manifest.json`` is written atomically when an index is created, and again only when ``--ann`` or
+``--memory-budget`` change the vector structure wanted; an index folder without it is not an index.
+See docs/format.md.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 from .chunking import ChunkingConfig
 from .embedding import ModelInfo
 from .errors import SearcherError
+from .vectors import AnnSettings
 
 FORMAT = "searcher-index"
 FORMAT_VERSION = 1
@@ -25,6 +27,7 @@ MANIFEST = "manifest.json"
 class IndexConfig:
     model: ModelInfo
     chunking: ChunkingConfig
+    vectors: AnnSettings = AnnSettings()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,12 +36,15 @@ class IndexConfig:
             "model": self.model.to_dict(),
             "chunking": {"max_tokens": self.chunking.max_tokens,
                          "overlap_tokens": self.chunking.overlap_tokens},
-            "vectors": {"dtype": "float32", "metric": "cosine"},
+            "vectors": {"dtype": self.vectors.dtype, "metric": "cosine", "ann": self.vectors.ann,
+                        "memory_budget": self.vectors.memory_budget},
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
-        return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]))
+        v = d.get("vectors", {})   # manifests written before --ann and --vector-dtype: float32, auto
+        return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]),
+                   AnnSettings(v.get("ann", "auto"), v.get("dtype", "float32"), v.get("memory_budget")))
 
 
 def read_manifest(folder: Path) -> IndexConfig | None:
