@@ -23,6 +23,13 @@ measures the default structure on 100k of those alone, to show whether they are 
 
     python scripts/bench_scale.py [--sizes 10000,100000,1000000] [--real-index /work/cache/idx100k]
 
+With ``--dtype-quality`` it instead measures what storing vectors as float16 or int8 costs in search
+quality (section ``bench_scale_dtype``): nDCG@10 with ``Searcher.evaluate`` (what ``searcher eval``
+runs) on cranfield and scifact. The float32 eval index (``indexes/eval-<name>``, built when absent)
+is copied and its stored vectors re-encoded with ``searcher.store.encode_vector`` — exactly what an
+index made with ``--vector-dtype`` stores — so the three runs search the same chunks; the vector
+structure is then rebuilt in that dtype by the first run.
+
 Times are medians on a possibly shared machine; the load average is printed with the results.
 """
 from __future__ import annotations
@@ -119,7 +126,7 @@ def measure(x: np.ndarray, spec: AnnSpec, queries: np.ndarray, truth: np.ndarray
     path = v.save(folder, 1)
     ram = rss_growth(folder, x.shape[1], queries)
     out = {"structure": v.description, "param": v.state.search_param, "build_s": total - calibrate,
-           "calibrate_s": calibrate, "p50_ms": percentile(times, 50) * 1000, "p95_ms": percentile(times, 95) * 1000,
+           "calibrate_s": calibrate, "p50_ms": percentile(times, 0.5) * 1000, "p95_ms": percentile(times, 0.95) * 1000,
            "recall": float(np.mean(recall)), "calibrated": v.state.recall,
            "disk_b": path.stat().st_size / len(x), "ram_b": ram / len(x)}
     del v
@@ -153,7 +160,12 @@ def main() -> None:
     ap.add_argument("--real-index", type=Path, default=Path("/work/cache/idx100k"),
                     help="searcher index whose vectors are the real ones (built when absent).")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="Where to write the section.")
+    ap.add_argument("--dtype-quality", action="store_true",
+                    help="Measure nDCG@10 with float32, float16 and int8 vectors instead (section bench_scale_dtype).")
     args = ap.parse_args()
+    if args.dtype_quality:
+        dtype_quality(args.out)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     real = real_vectors(args.real_index)
     print(f"{len(real)} real vectors", file=sys.stderr)
@@ -177,6 +189,49 @@ def main() -> None:
                 rows.append((label, spec == default, r))
                 print(f"  {r}", file=sys.stderr, flush=True)
                 write(args.out, rows, len(queries))
+
+
+def dtype_quality(out: Path) -> None:
+    import json
+    import shutil
+
+    from searcher import Searcher
+    from searcher.api import default_index_root
+    from searcher.store import encode_vector
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("cranfield", "scifact"):
+            base = default_index_root() / f"eval-{name}"
+            if not base.exists():
+                Searcher(base).evaluate(DATA / name)
+            for dtype in ("float32", "float16", "int8"):
+                idx = Path(tmp) / f"{name}-{dtype}"
+                shutil.copytree(base, idx, ignore=shutil.ignore_patterns("vectors.g*", "write.lock"))
+                manifest = json.loads((idx / "manifest.json").read_text())
+                manifest["vectors"]["dtype"] = dtype
+                (idx / "manifest.json").write_text(json.dumps(manifest))
+                with sqlite3.connect(idx / "searcher.db") as c:
+                    c.executemany("UPDATE embeddings SET vector = ? WHERE text_hash = ?",
+                                  [(encode_vector(np.frombuffer(v, np.float32), dtype), h)
+                                   for h, v in c.execute("SELECT text_hash, vector FROM embeddings").fetchall()])
+                r = Searcher(idx).evaluate(DATA / name, ("dense", "hybrid"))
+                disk = sum(p.stat().st_size for p in idx.iterdir() if p.name.startswith("vectors.g"))
+                rows.append((name, dtype, r, disk))
+                print(name, dtype, {m: round(v["ndcg@10"], 4) for m, v in r.items()}, file=sys.stderr, flush=True)
+    lines = ["## Vector dtype and search quality (`scripts/bench_scale.py --dtype-quality`)", "",
+             f"Machine: {benchlib.machine_line()}. Code: {benchlib.code_version(ROOT)}.", "",
+             f"Command: `{benchlib.command_line('scripts/bench_scale.py', sys.argv[1:])}`", "",
+             "The same chunks with their vectors stored as float32, float16 or int8 (per-vector scale; FAISS "
+             "SQ8 codes); exact (flat) search in each. nDCG@10 by `Searcher.evaluate`, as `searcher eval` reports.",
+             "", "| collection | dtype | dense nDCG@10 | Δ vs float32 | hybrid nDCG@10 | Δ vs float32 | .faiss bytes |",
+             "|---|---|---|---|---|---|---|"]
+    ref = {name: r for name, dtype, r, _ in rows if dtype == "float32"}
+    for name, dtype, r, disk in rows:
+        d, h = r["dense"]["ndcg@10"], r["hybrid"]["ndcg@10"]
+        lines.append(f"| {name} | {dtype} | {d:.4f} | {d - ref[name]['dense']['ndcg@10']:+.4f} | {h:.4f} | "
+                     f"{h - ref[name]['hybrid']['ndcg@10']:+.4f} | {disk:,} |")
+    benchlib.write_section(out, "bench_scale_dtype", "\n".join(lines))
 
 
 def write(out: Path, rows: list, nq: int) -> None:

@@ -144,7 +144,7 @@ def index(
         s = _searcher(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
                       batch_size=batch_size, ann=ann.value if ann else None,
                       vector_dtype=vector_dtype.value if vector_dtype else None,
-                      memory_budget=_parse_size(memory_budget, "--memory-budget") if memory_budget else None)
+                      memory_budget=memory_budget)
         with _progress(quiet or not sys.stderr.isatty()) as progress:
             report = s.index(folder, options=options, progress=progress)
         if json_out:

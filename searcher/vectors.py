@@ -73,7 +73,7 @@ def _parse_budget(value: int | str | None) -> int | None:
         return value
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", value.lower())
     if not m:
-        raise SearcherError(f"memory budget '{value}': give a size such as 800MB or 4GB")
+        raise SearcherError(f"--memory-budget '{value}': give a size such as 800MB or 4GB")
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
 
 
