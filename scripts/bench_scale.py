@@ -219,6 +219,10 @@ def dtype_quality(out: Path) -> None:
                 disk = sum(p.stat().st_size for p in idx.iterdir() if p.name.startswith("vectors.g"))
                 rows.append((name, dtype, r, disk))
                 print(name, dtype, {m: round(v["ndcg@10"], 4) for m, v in r.items()}, file=sys.stderr, flush=True)
+                write_dtype(out, rows)
+
+
+def write_dtype(out: Path, rows: list) -> None:
     lines = ["## Vector dtype and search quality (`scripts/bench_scale.py --dtype-quality`)", "",
              f"Machine: {benchlib.machine_line()}. Code: {benchlib.code_version(ROOT)}.", "",
              f"Command: `{benchlib.command_line('scripts/bench_scale.py', sys.argv[1:])}`", "",

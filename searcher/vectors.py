@@ -298,15 +298,21 @@ class VectorIndex:
         return scores[0][keep], ids[0][keep]
 
     def _params(self, sel, p: int):
+        """Search parameters: efSearch or nprobe ``p`` (ignored by flat), and the ID selector."""
         faiss = _faiss()
         if self.kind == "hnsw":
-            return faiss.SearchParametersHNSW(efSearch=p, sel=sel) if sel is not None else \
-                faiss.SearchParametersHNSW(efSearch=p)
-        if self.kind in ("ivf", "ivfpq"):
-            p = min(p, self.spec.nlist)
-            return faiss.SearchParametersIVF(nprobe=p, sel=sel) if sel is not None else \
-                faiss.SearchParametersIVF(nprobe=p)
-        return faiss.SearchParameters(sel=sel) if sel is not None else None
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = p
+        elif self.kind in ("ivf", "ivfpq"):
+            params = faiss.SearchParametersIVF()
+            params.nprobe = min(p, self.spec.nlist)
+        elif sel is None:
+            return None
+        else:
+            params = faiss.SearchParameters()
+        if sel is not None:
+            params.sel = sel      # the caller keeps ``sel`` alive until the search returns
+        return params
 
     def _tombstone_selector(self):
         if not len(self.deleted):
