@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,26 @@ def measure(x: np.ndarray, spec: AnnSpec, queries: np.ndarray, truth: np.ndarray
     t = time.perf_counter()
     v.calibrate(batches)
     calibrate = time.perf_counter() - t
+    chosen = v.state.search_param
+    sweep = {}
+    for param in [p for p in (chosen // 4, chosen // 2, chosen * 2) if p] if chosen else []:
+        v.state = replace(v.state, search_param=param)
+        sweep[param] = run_queries(v, queries, truth)
+    v.state = replace(v.state, search_param=chosen)
+    p50, p95, recall = run_queries(v, queries, truth)
+    path = v.save(folder, 1)
+    ram = rss_growth(folder, x.shape[1], queries)
+    out = {"structure": v.description, "param": chosen, "build_s": total - calibrate, "calibrate_s": calibrate,
+           "p50_ms": p50, "p95_ms": p95, "recall": recall, "calibrated": v.state.recall,
+           "disk_b": path.stat().st_size / len(x), "ram_b": ram / len(x), "sweep": sweep}
+    del v
+    for p in folder.iterdir():
+        p.unlink()
+    return out
+
+
+def run_queries(v: VectorIndex, queries: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """p50 and p95 ms of one-query searches after a warm-up, and mean recall@10 against ``truth``."""
     for q in queries[:20]:
         v.search(q, 10)
     times, recall = [], []
@@ -123,16 +144,7 @@ def measure(x: np.ndarray, spec: AnnSpec, queries: np.ndarray, truth: np.ndarray
         _, found = v.search(q, 10)
         times.append(time.perf_counter() - t)
         recall.append(len(set(found) & set(tr)) / 10)
-    path = v.save(folder, 1)
-    ram = rss_growth(folder, x.shape[1], queries)
-    out = {"structure": v.description, "param": v.state.search_param, "build_s": total - calibrate,
-           "calibrate_s": calibrate, "p50_ms": percentile(times, 0.5) * 1000, "p95_ms": percentile(times, 0.95) * 1000,
-           "recall": float(np.mean(recall)), "calibrated": v.state.recall,
-           "disk_b": path.stat().st_size / len(x), "ram_b": ram / len(x)}
-    del v
-    for p in folder.iterdir():
-        p.unlink()
-    return out
+    return percentile(times, 0.5) * 1000, percentile(times, 0.95) * 1000, float(np.mean(recall))
 
 
 def rss_growth(folder: Path, dim: int, queries: np.ndarray) -> int:
@@ -259,6 +271,11 @@ def write(out: Path, rows: list, nq: int) -> None:
         lines.append(f"| {label} | {r['structure']} | {'yes' if is_default else 'baseline'} | {r['build_s']:.1f} | "
                      f"{r['calibrate_s']:.1f} | {r['param'] or '—'} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
                      f"{r['recall']:.3f} | {r['calibrated']:.3f} | {r['disk_b']:.0f} | {r['ram_b']:.0f} |")
+    lines += ["", "The same structures at other efSearch / nprobe values (same build, same queries): "
+              "param → p50 ms / recall@10."]
+    lines += [f"- {label}, {r['structure']}: " + "; ".join(f"{p} → {p50:.2f} ms / {rec:.3f}"
+                                                            for p, (p50, _, rec) in sorted(r["sweep"].items()))
+              for label, _, r in rows if r["sweep"]]
     benchlib.write_section(out, SECTION, "\n".join(lines))
 
 

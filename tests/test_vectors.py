@@ -238,7 +238,7 @@ def test_loading_maps_the_file_instead_of_copying_it(tmp_path: Path):
     v.add(np.arange(len(x)), x)
     v.save(tmp_path, 1)
     code = ("import sys, numpy as np; from pathlib import Path; from searcher.vectors import VectorIndex\n"
-            "from tests.test_vectors import _rss_anon_kb\n"
+            "import faiss; from tests.test_vectors import _rss_anon_kb\n"
             "before = _rss_anon_kb(); v, _ = VectorIndex.load(Path(sys.argv[1]), 128)\n"
             "ids = v.search(np.ones(128, np.float32) / 128 ** 0.5, 5)[1]\n"
             "print(_rss_anon_kb() - before, len(ids))")
