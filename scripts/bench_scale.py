@@ -5,8 +5,8 @@ with recall@10 ≥ 0.95 against exact search, and for the cost of getting there.
 builds, through ``searcher.vectors.VectorIndex`` (the code an index run uses), the default choice
 (``choose(n)`` with the default memory budget) and the exact flat index as the baseline, and measures:
 
-- build: training + adding all vectors (seconds); calibration (the recall measurement that picks
-  efSearch / nprobe) separately;
+- build: training + adding all vectors + calibration (the recall measurement that picks efSearch /
+  nprobe), in seconds;
 - search p50/p95: ``VectorIndex.search(q, k=10)`` one query at a time, query embedding excluded;
 - recall@10 against exact float32 search, for real query embeddings (the judged queries of scifact and
   cranfield, encoded with the packaged model) — not the stored vectors the calibration uses;
@@ -57,6 +57,7 @@ from searcher.vectors import AnnSettings, AnnSpec, VectorIndex, choose  # noqa: 
 
 DATA = Path("/work/shared/data")
 SECTION = "bench_scale"
+FLAT_QUERIES = 100         # queries timed for the exact baseline
 
 
 def real_vectors(index: Path) -> np.ndarray:
@@ -112,10 +113,9 @@ def measure(x: np.ndarray, spec: AnnSpec, queries: np.ndarray, truth: np.ndarray
     v = VectorIndex(x.shape[1])
     t = time.perf_counter()
     v.rebuild(spec, batches, len(x))
-    total = time.perf_counter() - t
-    t = time.perf_counter()
-    v.calibrate(batches)
-    calibrate = time.perf_counter() - t
+    build = time.perf_counter() - t
+    if spec.kind == "flat":   # exact: recall 1 by definition, and each query scans everything
+        queries, truth = queries[:FLAT_QUERIES], truth[:FLAT_QUERIES]
     chosen = v.state.search_param
     sweep = {}
     for param in [p for p in (chosen // 4, chosen // 2, chosen * 2) if p] if chosen else []:
@@ -125,7 +125,7 @@ def measure(x: np.ndarray, spec: AnnSpec, queries: np.ndarray, truth: np.ndarray
     p50, p95, recall = run_queries(v, queries, truth)
     path = v.save(folder, 1)
     ram = rss_growth(folder, x.shape[1], queries)
-    out = {"structure": v.description, "param": chosen, "build_s": total - calibrate, "calibrate_s": calibrate,
+    out = {"structure": v.description, "param": chosen, "build_s": build, "nq": len(queries),
            "p50_ms": p50, "p95_ms": p95, "recall": recall, "calibrated": v.state.recall,
            "disk_b": path.stat().st_size / len(x), "ram_b": ram / len(x), "sweep": sweep}
     del v
@@ -173,15 +173,17 @@ def main() -> None:
                     help="searcher index whose vectors are the real ones (built when absent).")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="Where to write the section.")
     ap.add_argument("--dtype-quality", action="store_true",
-                    help="Measure nDCG@10 with float32, float16 and int8 vectors instead (section bench_scale_dtype).")
+                    help="Measure what float16 and int8 vectors cost in quality instead (section bench_scale_dtype).")
+    ap.add_argument("--ndcg", action="store_true",
+                    help="With --dtype-quality: also nDCG@10 on cranfield and scifact (embeds both collections).")
     args = ap.parse_args()
-    if args.dtype_quality:
-        dtype_quality(args.out)
-        return
-    sizes = [int(s) for s in args.sizes.split(",")]
     real = real_vectors(args.real_index)
     print(f"{len(real)} real vectors", file=sys.stderr)
     queries = query_vectors()
+    if args.dtype_quality:
+        dtype_quality(args.out, real, queries, args.ndcg)
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     points = [(n, f"{n:,}" + (" real" if n <= len(real) else f" ({len(real):,} real + {n - len(real):,} synthetic)"))
               for n in sizes]
@@ -203,7 +205,28 @@ def main() -> None:
                 write(args.out, rows, len(queries))
 
 
-def dtype_quality(out: Path) -> None:
+def dtype_agreement(real: np.ndarray, queries: np.ndarray) -> list[str]:
+    """Recall@10 of exact search over vectors stored in each dtype (SQLite encoding, then the FAISS
+    codes an index run builds) against exact float32 search, for the real queries: cheap, no embedding."""
+    from searcher.store import decode_vectors, encode_vector
+
+    ids = np.arange(len(real), dtype=np.int64)
+    truth = exact_top10(real, queries)
+    lines = [f"Top-10 agreement with float32 exact search over the {len(real):,} real vectors, "
+             f"{len(queries)} real queries, exact (flat) search in each dtype:", "",
+             "| dtype | recall@10 vs float32 | SQLite bytes/vector | .faiss bytes/vector |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for dtype in ("float32", "float16", "int8"):
+            stored = decode_vectors([encode_vector(v, dtype) for v in real], real.shape[1], dtype)
+            v = VectorIndex(real.shape[1])
+            v.rebuild(AnnSpec("flat", dtype), lambda: iter([(ids, stored)]), len(real))
+            recall = np.mean([len(set(v.search(q, 10)[1]) & set(t)) / 10 for q, t in zip(queries, truth)])
+            size = v.save(Path(tmp), 1).stat().st_size
+            lines.append(f"| {dtype} | {recall:.4f} | {len(encode_vector(real[0], dtype))} | {size / len(real):.0f} |")
+    return lines
+
+
+def dtype_quality(out: Path, real: np.ndarray, queries: np.ndarray, ndcg: bool) -> None:
     import json
     import shutil
 
@@ -211,9 +234,11 @@ def dtype_quality(out: Path) -> None:
     from searcher.api import default_index_root
     from searcher.store import encode_vector
 
-    rows = []
+    rows: list = []
+    agreement = dtype_agreement(real, queries)
+    write_dtype(out, agreement, rows)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("cranfield", "scifact"):
+        for name in ("cranfield", "scifact") if ndcg else ():
             base = default_index_root() / f"eval-{name}"
             if not base.exists():
                 Searcher(base).evaluate(DATA / name)
@@ -231,17 +256,19 @@ def dtype_quality(out: Path) -> None:
                 disk = sum(p.stat().st_size for p in idx.iterdir() if p.name.startswith("vectors.g"))
                 rows.append((name, dtype, r, disk))
                 print(name, dtype, {m: round(v["ndcg@10"], 4) for m, v in r.items()}, file=sys.stderr, flush=True)
-                write_dtype(out, rows)
+                write_dtype(out, agreement, rows)
 
 
-def write_dtype(out: Path, rows: list) -> None:
+def write_dtype(out: Path, agreement: list[str], rows: list) -> None:
     lines = ["## Vector dtype and search quality (`scripts/bench_scale.py --dtype-quality`)", "",
              f"Machine: {benchlib.machine_line()}. Code: {benchlib.code_version(ROOT)}.", "",
-             f"Command: `{benchlib.command_line('scripts/bench_scale.py', sys.argv[1:])}`", "",
-             "The same chunks with their vectors stored as float32, float16 or int8 (per-vector scale; FAISS "
-             "SQ8 codes); exact (flat) search in each. nDCG@10 by `Searcher.evaluate`, as `searcher eval` reports.",
-             "", "| collection | dtype | dense nDCG@10 | Δ vs float32 | hybrid nDCG@10 | Δ vs float32 | .faiss bytes |",
-             "|---|---|---|---|---|---|---|"]
+             f"Command: `{benchlib.command_line('scripts/bench_scale.py', sys.argv[1:])}`", "", *agreement, "",
+             "nDCG@10 (`--ndcg`): the same chunks with their vectors stored as float32, float16 or int8 "
+             "(per-vector scale; FAISS SQ8 codes); exact (flat) search in each; by `Searcher.evaluate`, as "
+             "`searcher eval` reports." if rows else "nDCG@10: not measured in this run (it needs `--ndcg`)."]
+    if rows:
+        lines += ["", "| collection | dtype | dense nDCG@10 | Δ vs float32 | hybrid nDCG@10 | Δ vs float32 | .faiss bytes |",
+                  "|---|---|---|---|---|---|---|"]
     ref = {name: r for name, dtype, r, _ in rows if dtype == "float32"}
     for name, dtype, r, disk in rows:
         d, h = r["dense"]["ndcg@10"], r["hybrid"]["ndcg@10"]
@@ -257,19 +284,19 @@ def write(out: Path, rows: list, nq: int) -> None:
         f"Code: {benchlib.code_version(ROOT)}.", "",
         f"Command: `{benchlib.command_line('scripts/bench_scale.py', sys.argv[1:])}`", "",
         "Search times are one query at a time through `VectorIndex.search(q, k=10)`, query embedding excluded, "
-        f"over {nq} real queries (the judged queries of scifact and cranfield, encoded with the packaged model); "
-        "recall@10 is against exact float32 search for those queries. *calibrated* is the recall the index "
+        f"over {nq} real queries ({FLAT_QUERIES} for the exact baseline) (the judged queries of scifact and cranfield, encoded with the packaged model); "
+        "build includes calibration; recall@10 is against exact float32 search for those queries. *calibrated* is the recall the index "
         "measured on itself when built (midpoints of stored vectors as queries) and shows in `searcher info`. "
         "RAM is the RSS growth of a fresh process that loads the saved index (memory-mapped) and answers "
         "every query. Synthetic vectors: normalise(w·a + (1−w)·b + e), a and b random real vectors, "
         "w ~ U[0.5, 1], e Gaussian of norm ≈ 0.3.", "",
-        "| chunks | structure | default | build s | calibrate s | param | p50 ms | p95 ms | recall@10 | calibrated "
+        "| chunks | structure | default | build s | param | queries | p50 ms | p95 ms | recall@10 | calibrated "
         "| disk B/chunk | RAM B/chunk |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, is_default, r in rows:
         lines.append(f"| {label} | {r['structure']} | {'yes' if is_default else 'baseline'} | {r['build_s']:.1f} | "
-                     f"{r['calibrate_s']:.1f} | {r['param'] or '—'} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
+                     f"{r['param'] or '—'} | {r['nq']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
                      f"{r['recall']:.3f} | {r['calibrated']:.3f} | {r['disk_b']:.0f} | {r['ram_b']:.0f} |")
     lines += ["", "The same structures at other efSearch / nprobe values (same build, same queries): "
               "param → p50 ms / recall@10."]
