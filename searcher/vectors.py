@@ -32,8 +32,8 @@ from .errors import SearcherError
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 DTYPES = ("float32", "float16", "int8")
 FLAT_MAX = 50_000          # exact search up to here: one-thread scan of 50k x 384 float32 ≈ 5 ms
-HNSW_M = 16                # graph degree: 128 bytes of links per vector; M=32 builds twice as slowly and
-HNSW_EF_CONSTRUCTION = 48  # calibration raises efSearch to reach the same recall
+HNSW_M = 16                # graph degree: 128 bytes of links per vector (M=32: twice the build time)
+HNSW_EF_CONSTRUCTION = 48  # a sparser graph is made up for by the efSearch that calibration finds
 RECALL_TARGET = 0.95       # what the default structures promise, recall@10 against exact search
 CALIBRATION_TARGET = 0.97  # what calibration asks of its queries, and then the parameter is doubled:
                            # new queries find less than calibration queries (random data: 0.91 vs 0.98)
