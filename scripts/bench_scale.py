@@ -176,12 +176,16 @@ def main() -> None:
                     help="Measure what float16 and int8 vectors cost in quality instead (section bench_scale_dtype).")
     ap.add_argument("--ndcg", action="store_true",
                     help="With --dtype-quality: also nDCG@10 on cranfield and scifact (embeds both collections).")
+    ap.add_argument("--ndcg-index", action="append", default=[], metavar="NAME=PATH",
+                    help="With --ndcg: an existing float32 eval index to copy for collection NAME, instead of "
+                    "indexes/eval-NAME (saves embedding the collection again).")
     args = ap.parse_args()
     real = real_vectors(args.real_index)
     print(f"{len(real)} real vectors", file=sys.stderr)
     queries = query_vectors()
     if args.dtype_quality:
-        dtype_quality(args.out, real, queries, args.ndcg)
+        bases = {name: Path(path) for name, _, path in (b.partition("=") for b in args.ndcg_index)}
+        dtype_quality(args.out, real, queries, args.ndcg, bases)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
@@ -226,7 +230,7 @@ def dtype_agreement(real: np.ndarray, queries: np.ndarray) -> list[str]:
     return lines
 
 
-def dtype_quality(out: Path, real: np.ndarray, queries: np.ndarray, ndcg: bool) -> None:
+def dtype_quality(out: Path, real: np.ndarray, queries: np.ndarray, ndcg: bool, bases: dict[str, Path]) -> None:
     import json
     import shutil
 
@@ -239,7 +243,7 @@ def dtype_quality(out: Path, real: np.ndarray, queries: np.ndarray, ndcg: bool) 
     write_dtype(out, agreement, rows)
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("cranfield", "scifact") if ndcg else ():
-            base = default_index_root() / f"eval-{name}"
+            base = bases.get(name, default_index_root() / f"eval-{name}")
             if not base.exists():
                 Searcher(base).evaluate(DATA / name)
             for dtype in ("float32", "float16", "int8"):
