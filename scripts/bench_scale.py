@@ -196,7 +196,10 @@ def main() -> None:
         points.append((0, f"{len(real):,} synthetic only"))
     with tempfile.TemporaryDirectory() as tmp:
         for n, label in points:
-            x = extra[:len(real)] if n == 0 else real[:n] if n <= len(real) else np.vstack([real, extra[:n - len(real)]])
+            if n == 0:
+                x = extra[:len(real)]
+            else:
+                x = real[:n] if n <= len(real) else np.vstack([real, extra[:n - len(real)]])
             truth = exact_top10(x, queries)
             default = choose(len(x), x.shape[1], AnnSettings())
             for spec in dict.fromkeys([default, AnnSpec("flat")]):
@@ -271,8 +274,8 @@ def write_dtype(out: Path, agreement: list[str], rows: list) -> None:
              "(per-vector scale; FAISS SQ8 codes); exact (flat) search in each; by `Searcher.evaluate`, as "
              "`searcher eval` reports." if rows else "nDCG@10: not measured in this run (it needs `--ndcg`)."]
     if rows:
-        lines += ["", "| collection | dtype | dense nDCG@10 | Δ vs float32 | hybrid nDCG@10 | Δ vs float32 | .faiss bytes |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "| collection | dtype | dense nDCG@10 | Δ vs float32 | hybrid nDCG@10 | Δ vs float32 "
+                  "| .faiss bytes |", "|---|---|---|---|---|---|---|"]
     ref = {name: r for name, dtype, r, _ in rows if dtype == "float32"}
     for name, dtype, r, disk in rows:
         d, h = r["dense"]["ndcg@10"], r["hybrid"]["ndcg@10"]
@@ -288,8 +291,9 @@ def write(out: Path, rows: list, nq: int) -> None:
         f"Code: {benchlib.code_version(ROOT)}.", "",
         f"Command: `{benchlib.command_line('scripts/bench_scale.py', sys.argv[1:])}`", "",
         "Search times are one query at a time through `VectorIndex.search(q, k=10)`, query embedding excluded, "
-        f"over {nq} real queries ({FLAT_QUERIES} for the exact baseline) (the judged queries of scifact and cranfield, encoded with the packaged model); "
-        "build includes calibration; recall@10 is against exact float32 search for those queries. *calibrated* is the recall the index "
+        f"over {nq} real queries (the judged queries of scifact and cranfield, encoded with the packaged model; "
+        f"the first {FLAT_QUERIES} for the exact baseline); build includes calibration; recall@10 is against "
+        "exact float32 search for those queries. *calibrated* is the recall the index "
         "measured on itself when built (midpoints of stored vectors as queries) and shows in `searcher info`. "
         "RAM is the RSS growth of a fresh process that loads the saved index (memory-mapped) and answers "
         "every query. Synthetic vectors: normalise(w·a + (1−w)·b + e), a and b random real vectors, "
