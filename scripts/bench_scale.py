@@ -294,7 +294,8 @@ def write(out: Path, rows: list, nq: int) -> None:
         f"over {nq} real queries (the judged queries of scifact and cranfield, encoded with the packaged model; "
         f"the first {FLAT_QUERIES} for the exact baseline); build includes calibration; recall@10 is against "
         "exact float32 search for those queries. *calibrated* is the recall the index "
-        "measured on itself when built (midpoints of stored vectors as queries) and shows in `searcher info`. "
+        "measured on itself when built (200 stored vectors held out of the structure as queries) and shows in "
+        "`searcher info`. "
         "RAM is the RSS growth of a fresh process that loads the saved index (memory-mapped) and answers "
         "every query. Synthetic vectors: normalise(w·a + (1−w)·b + e), a and b random real vectors, "
         "w ~ U[0.5, 1], e Gaussian of norm ≈ 0.3.", "",
