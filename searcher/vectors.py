@@ -36,7 +36,7 @@ HNSW_M = 16                # graph degree: 128 bytes of links per vector (M=32: 
 HNSW_EF_CONSTRUCTION = 48  # a sparser graph is made up for by the efSearch that calibration finds
 RECALL_TARGET = 0.95       # what the default structures promise, recall@10 against exact search
 CALIBRATION_TARGET = 0.95  # what calibration asks of stored vectors held out of the structure; real
-                           # questions measured 0.013-0.02 above them (docs/benchmarks.md, bench_scale)
+                           # questions measured 0.01-0.06 above them (docs/benchmarks.md, bench_scale)
 CALIBRATION_QUERIES = 200
 EXACT_FILTER_MAX = 20_000  # an ANN search whose filter allows at most this many ids scores them exactly
 COMPACT_FRACTION = 0.1     # an HNSW graph is rebuilt when this share of its nodes are tombstones
