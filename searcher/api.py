@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .chunking import ChunkingConfig
-from .config import IndexConfig, read_manifest, update_manifest, write_manifest
+from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, write_manifest
 from .embedding import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder, load_reranker
 from .errors import SearcherError
 from .locking import WriterLock
@@ -25,7 +25,7 @@ from .query import search as run_query
 from .query_encoder import SAMPLE_CHUNKS, export as export_query_encoder, load_query_encoder, unavailable
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
-from .vectors import VectorIndex
+from .vectors import AnnSettings, saved_info
 from .vectorstores import VectorStore, VectorStoreConfig, create_vectors, discard_vectors, open_vectors
 
 if TYPE_CHECKING:   # the write path's modules load when a write starts: a search does not pay for them
@@ -60,13 +60,20 @@ class Searcher:
     def __init__(self, index: str | Path | None = None, model: str | None = None, *,
                  chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32,
                  vector_store: VectorStoreConfig | None = None, milvus_token: str | None = None,
-                 ray_address: str | None = None, precision: str | None = None):
+                 ray_address: str | None = None, precision: str | None = None,
+                 ann: str | None = None, vector_dtype: str | None = None, memory_budget: int | str | None = None):
         """``vector_store``: where a new index keeps its vectors (default FAISS; see
         ``vectorstores.milvus_config``). ``ray_address`` (auto, ray://host:10001 or local): embed
-        new text on a Ray cluster while indexing."""
+        new text on a Ray cluster while indexing. ``precision`` (float32, int8): the encoder's
+        arithmetic, fixed at creation. ``ann`` (auto, flat, hnsw, ivf, ivfpq) and ``memory_budget``
+        (bytes, or e.g. "4GB") choose the FAISS structure and may change between runs;
+        ``vector_dtype`` (float32, float16, int8) is fixed when the index is created. All are
+        recorded in the manifest (docs/format.md)."""
         self.path = Path(index).expanduser().resolve() if index else default_index_root() / "default"
         self._model_name = model
         self._chunk_tokens, self._overlap_tokens = chunk_tokens, overlap_tokens
+        AnnSettings(ann or "auto", vector_dtype or "float32", memory_budget)   # a bad value fails here
+        self._ann, self._vector_dtype, self._memory_budget = ann, vector_dtype, memory_budget
         self._batch_size = batch_size
         self._vector_store, self._milvus_token, self._ray_address = vector_store, milvus_token, ray_address
         self._ray_encoder: RayEncoder | None = None
@@ -108,6 +115,9 @@ class Searcher:
         if given is not None and (given.kind != kept.kind or given.kind == "milvus" and given.uri != kept.uri):
             raise SearcherError(f"{self.path}: this index keeps its vectors in {kept.describe()}; leave out "
                                 "the vector-store options, or move them with `searcher migrate`")
+        if self._vector_dtype is not None and self._vector_dtype != config.vectors.dtype:
+            raise SearcherError(f"{self.path}: this index stores {config.vectors.dtype} vectors, not "
+                                f"{self._vector_dtype}; leave out --vector-dtype or build a new index with --index")
 
     def _encoder_for(self, config: IndexConfig | None) -> Encoder:
         if self._encoder is None:
@@ -143,7 +153,8 @@ class Searcher:
 
     def _open_store(self) -> Store:
         if self._store is None:
-            self._store = Store.open(self.path / DB_FILE, self._read_config().model.dim)
+            config = self._read_config()
+            self._store = Store.open(self.path / DB_FILE, config.model.dim, config.vectors.dtype)
         return self._store
 
     def _create(self) -> IndexConfig:
@@ -163,14 +174,22 @@ class Searcher:
         (self.path / ".searcherignore").write_text("*\n")  # never index the index itself
         Store.create(self.path / DB_FILE, encoder.dim).close()
         config = IndexConfig(encoder.info, chunking, precision=encoder.precision,
-                             vector_store=self._vector_store or VectorStoreConfig())
+                             vector_store=self._vector_store or VectorStoreConfig(),
+                             vectors=self._settings(AnnSettings()))
         write_manifest(self.path, config)
         return config
+
+    def _settings(self, kept: AnnSettings) -> AnnSettings:
+        """The vector settings asked for in this run, the index's own where none was given."""
+        return AnnSettings(self._ann or kept.ann, self._vector_dtype or kept.dtype,
+                           kept.memory_budget if self._memory_budget is None else self._memory_budget)
 
     def _writer(self) -> Writer:
         from .indexing import Writer
 
         config = self._read_config() if self.exists else self._create()
+        if self._settings(config.vectors) != config.vectors:    # --ann / --memory-budget changed
+            config = update_manifest(self.path, "vectors", vectors_entry(self._settings(config.vectors)))
         self._config = config
         if self._model_name is not None:
             self._encoder_for(config)   # a wrong --model is an error even when nothing needs embedding
@@ -208,15 +227,20 @@ class Searcher:
             self._vectors_gen = gen
         return self._vectors
 
-    def _write(self, action, export: bool = True):
-        """Run ``action(writer)`` under the writer lock, then persist the vector index (and, the first
-        time, export the query encoder)."""
+    def _write(self, action, progress: Progress | None = None, export: bool = True):
+        """Run ``action(writer)`` under the writer lock, then persist the vector index, first
+        switching its structure (or compacting it) when its size calls for it, and the first time,
+        export the query encoder."""
         self._check_not_a_file()
         self.path.mkdir(parents=True, exist_ok=True)
         with WriterLock(self.path):
             try:
                 writer = self._writer()
                 result = action(writer)
+                writer.flush()
+                store = writer.store
+                with store.snapshot():
+                    writer.vectors.maintain(self._read_config().vectors, lambda: store.vectors_since(-1), progress)
                 writer.finish(self.path)
                 self._vectors_gen = self._open_store().generation()
             except BaseException:
@@ -240,7 +264,7 @@ class Searcher:
         root = root.resolve()
         if root == self.path or root.is_relative_to(self.path):
             raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
-        return self._write(lambda w: index_folder(root, w, options or WalkOptions(), progress))
+        return self._write(lambda w: index_folder(root, w, options or WalkOptions(), progress), progress=progress)
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
             metadata: Sequence[dict[str, Any]] | None = None, *, progress: Progress | None = None) -> list[str]:
@@ -277,7 +301,7 @@ class Searcher:
                     progress(done, len(texts))
             writer.flush()
             return ids
-        return self._write(run)
+        return self._write(run, progress=progress)
 
     def delete(self, ids: Sequence[str]) -> int:
         """Remove documents by id (an added id, or an indexed file's path); returns how many existed."""
@@ -378,12 +402,17 @@ class Searcher:
             stats = store.stats()
         size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
         why_torch = unavailable(self.path, config.query_encoder)
+        ann = saved_info(self.path) or {}
         return {
             "index": str(self.path), **stats, "model": config.model.to_dict(),
             "chunking": {"max_tokens": config.chunking.max_tokens, "overlap_tokens": config.chunking.overlap_tokens},
-            **({"ann": VectorIndex.kind, "ann_description": VectorIndex.description}
+            **({"ann": ann.get("kind", "flat"), "ann_description": ann.get("description", "exact (nothing saved yet)"),
+                "ann_recall@10": ann.get("recall@10", 1.0), "ann_detail": ann}
                if config.vector_store.kind == "faiss" else
-               {"ann": config.vector_store.index_type, "ann_description": config.vector_store.describe()}),
+               {"ann": config.vector_store.index_type, "ann_description": config.vector_store.describe(),
+                "ann_recall@10": None, "ann_detail": {}}),
+            "ann_setting": config.vectors.ann, "vector_dtype": config.vectors.dtype,
+            "memory_budget": config.vectors.budget,
             "vector_store": config.vector_store.kind,
             "query_encoder": {**(config.query_encoder.to_dict() if config.query_encoder else {}),
                               "active": "torch" if why_torch else "onnx", "why_torch": why_torch},

@@ -125,6 +125,20 @@ def _parse_size(text: str, option: str = "--max-file-size") -> int:
     return int(float(m.group(1)) * 1024 ** " kmgt".index(unit or " "))
 
 
+class AnnChoice(str, Enum):
+    auto = "auto"
+    flat = "flat"
+    hnsw = "hnsw"
+    ivf = "ivf"
+    ivfpq = "ivfpq"
+
+
+class DtypeChoice(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+    int8 = "int8"
+
+
 @app.command()
 def index(
     folder: Annotated[Path, typer.Argument(help="Folder (or single file) to index.", show_default=False)],
@@ -143,6 +157,15 @@ def index(
         "--no-ignore", help="Do not honour .gitignore and .searcherignore files.")] = False,
     batch_size: Annotated[int, typer.Option(help="Chunks per encoder batch.")] = 32,
     precision: PrecisionOpt = None,
+    ann: Annotated[Optional[AnnChoice], typer.Option(
+        help="Vector search structure: auto (exact up to 50,000 chunks, then HNSW, or IVF when the memory "
+        "budget requires), or force flat, hnsw, ivf, ivfpq. Kept for later runs.", show_default=False)] = None,
+    vector_dtype: Annotated[Optional[DtypeChoice], typer.Option(
+        help="Store vectors as float32 (default), float16 (half the bytes) or int8 (a quarter). Fixed when the "
+        "index is created.", show_default=False)] = None,
+    memory_budget: Annotated[Optional[str], typer.Option(
+        help="RAM the vector structure may use, e.g. 2GB (default: half of this machine's). Kept for later runs.",
+        show_default=False)] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Make any file that could not be read an error (exit 1, listing them).")] = False,
     vector_store: Annotated[Optional[StoreChoice], typer.Option(
@@ -171,7 +194,8 @@ def index(
                               milvus_server_name)
         s = _searcher(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
                       batch_size=batch_size, vector_store=store, milvus_token=milvus_token, ray_address=ray_address,
-                      precision=precision)
+                      precision=precision, ann=ann.value if ann else None,
+                      vector_dtype=vector_dtype.value if vector_dtype else None, memory_budget=memory_budget)
         with _progress(quiet or not sys.stderr.isatty()) as progress:
             report = s.index(folder, options=options, progress=progress)
         if json_out:
@@ -427,7 +451,15 @@ def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = 
                    f"weights {m['fingerprint'][:12]})")
         typer.echo(f"chunking:   ≤ {data['chunking']['max_tokens']} tokens, "
                    f"{data['chunking']['overlap_tokens']} overlap")
-        typer.echo(f"ann index:  {data['ann_description']}")
+        detail = data["ann_detail"]
+        measured = (f"; recall@10 {detail['recall@10']:.3f} vs exact, measured on {detail['recall_queries']} "
+                    f"stored vectors at {detail['measured_at']} ({'efSearch' if data['ann'] == 'hnsw' else 'nprobe'} "
+                    f"{detail['search_param']})" if data["ann"] != "flat" and detail.get("recall@10") is not None
+                    else "")
+        tombstones = f"; {detail['tombstones']} deleted, not yet compacted" if detail.get("tombstones") else ""
+        typer.echo(f"ann index:  {data['ann_description']}{measured}{tombstones}")
+        typer.echo(f"ann choice: {data['ann_setting']}, {data['vector_dtype']} vectors, memory budget "
+                   f"{data['memory_budget'] / 2**30:.1f} GiB")
         qe = data["query_encoder"]
         typer.echo("queries:    " + (f"ONNX Runtime, no torch ({qe['file']}; {qe['texts_checked']} texts checked, "
                                      f"min cosine to torch {qe['min_cosine']:.7f})" if qe["active"] == "onnx"

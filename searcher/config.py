@@ -2,7 +2,8 @@
 
 ``manifest.json`` is written atomically when an index is created; an index folder without it is
 not an index. Later changes rewrite one entry, keeping the rest: the record of the query
-encoder's ONNX export, and the vector store after ``migrate``. See docs/format.md.
+encoder's ONNX export, ``vectors`` when ``--ann`` or ``--memory-budget`` change the vector
+structure wanted, and the vector store after ``migrate``. See docs/format.md.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .embedding import PRECISIONS, ModelInfo
 from .errors import SearcherError
 from .query_encoder import QueryEncoderInfo
 from .vectorstores import VectorStoreConfig
+from .vectors import AnnSettings
 
 FORMAT = "searcher-index"
 FORMAT_VERSION = 1
@@ -33,6 +35,7 @@ class IndexConfig:
     # the encoder's arithmetic (embedding.PRECISIONS): vectors of an int8 and a float32 encoder
     # differ slightly, so an index keeps the one it was built with, for its chunks and its queries
     precision: str = "float32"
+    vectors: AnnSettings = AnnSettings()
 
     def to_dict(self) -> dict[str, Any]:
         extra = {"query_encoder": self.query_encoder.to_dict()} if self.query_encoder else {}
@@ -42,7 +45,7 @@ class IndexConfig:
             "model": self.model.to_dict(),
             "chunking": {"max_tokens": self.chunking.max_tokens,
                          "overlap_tokens": self.chunking.overlap_tokens},
-            "vectors": {"dtype": "float32", "metric": "cosine"},
+            "vectors": vectors_entry(self.vectors),
             **extra,
             "vector_store": self.vector_store.to_dict(),
             "encoder": {"precision": self.precision},
@@ -55,10 +58,17 @@ class IndexConfig:
             raise SearcherError(f"manifest: encoder precision '{precision}' is not known to this searcher "
                                 f"({', '.join(PRECISIONS)}); rebuild the index")
         qe = d.get("query_encoder")
+        v = d.get("vectors", {})   # written before --ann and --vector-dtype: float32, auto
         return cls(ModelInfo(**d["model"]), ChunkingConfig(**d["chunking"]),
                    query_encoder=QueryEncoderInfo.from_dict(qe) if qe else None,
                    vector_store=VectorStoreConfig.from_dict(d.get("vector_store")),   # absent: before Milvus
-                   precision=precision)
+                   precision=precision,
+                   vectors=AnnSettings(v.get("ann", "auto"), v.get("dtype", "float32"), v.get("memory_budget")))
+
+
+def vectors_entry(v: AnnSettings) -> dict[str, Any]:
+    """The manifest's ``vectors`` entry for these settings."""
+    return {"dtype": v.dtype, "metric": "cosine", "ann": v.ann, "memory_budget": v.memory_budget}
 
 
 def read_manifest(folder: Path) -> IndexConfig | None:

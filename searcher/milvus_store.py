@@ -232,6 +232,10 @@ class MilvusVectors:
         missing = np.zeros(self.dim, dtype=np.float32)
         return np.array([by_id.get(int(i), missing) for i in ids], dtype=np.float32)
 
+    def maintain(self, settings: Any, source: Any, progress: Any = None) -> bool:
+        """Milvus builds and tunes its own index (``index_type``): nothing to switch here."""
+        return False
+
     @_milvus_errors
     def save(self, folder: Path, generation: int) -> None:
         """Record that the collection reflects ``generation`` (the folder holds nothing of Milvus)."""

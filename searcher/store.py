@@ -141,21 +141,46 @@ class ChunkRow:
     heading: str | None
 
 
+def encode_vector(v: np.ndarray, dtype: str) -> bytes:
+    """A unit vector as stored in ``embeddings.vector``: float32 or float16 values, or for int8 a
+    float32 scale followed by the values divided by it (the largest one becomes ±127)."""
+    v = np.asarray(v, dtype=np.float32)
+    if dtype == "float16":
+        return v.astype("<f2").tobytes()
+    if dtype == "int8":
+        scale = float(np.abs(v).max()) / 127 or 1.0
+        return np.float32(scale).tobytes() + np.round(v / scale).astype(np.int8).tobytes()
+    return v.astype("<f4").tobytes()
+
+
+def decode_vectors(blobs: Sequence[bytes], dim: int, dtype: str) -> np.ndarray:
+    """Rows of float32 vectors back from ``encode_vector`` blobs."""
+    data = b"".join(blobs)
+    if dtype == "float16":
+        return np.frombuffer(data, dtype="<f2").reshape(len(blobs), dim).astype(np.float32)
+    if dtype == "int8":
+        rows = np.frombuffer(data, dtype=np.uint8).reshape(len(blobs), dim + 4)
+        scale = rows[:, :4].copy().view("<f4")
+        return rows[:, 4:].view(np.int8).astype(np.float32) * scale
+    return np.frombuffer(data, dtype="<f4").reshape(len(blobs), dim)
+
+
 class Store:
     """One SQLite database in WAL mode: any number of readers, one writer, each seeing whole commits."""
 
-    def __init__(self, path: Path, dim: int):
+    def __init__(self, path: Path, dim: int, dtype: str = "float32"):
         self.path = path
         self.dim = dim
+        self.dtype = dtype     # how embeddings.vector is encoded (the manifest's vectors.dtype)
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
 
     @classmethod
-    def open(cls, path: Path, dim: int) -> Store:
+    def open(cls, path: Path, dim: int, dtype: str = "float32") -> Store:
         """Open an existing store, refusing one written in another schema version."""
-        store = cls(path, dim)
+        store = cls(path, dim, dtype)
         try:
             row = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -229,8 +254,9 @@ class Store:
         for i in range(0, len(hashes), 500):
             part = hashes[i:i + 500]
             q = f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN ({','.join('?' * len(part))})"
-            for h, blob in self.conn.execute(q, part):
-                out[h] = np.frombuffer(blob, dtype=np.float32)
+            rows = self.conn.execute(q, part).fetchall()
+            if rows:
+                out.update(zip((h for h, _ in rows), decode_vectors([b for _, b in rows], self.dim, self.dtype)))
         return out
 
     def _vector_batches(self, where: str, args: Sequence[Any], batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -239,8 +265,7 @@ class Store:
             f"WHERE {where} ORDER BY c.id", args)
         while rows := cur.fetchmany(batch):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
-            yield ids, vecs
+            yield ids, decode_vectors([r[1] for r in rows], self.dim, self.dtype)
 
     def vectors_since(self, gen: int, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of the chunks added after generation ``gen`` (all chunks for gen < 0)."""
@@ -370,7 +395,7 @@ class Store:
         """Add vectors to the embedding cache (by text hash) ahead of the chunks that will use them,
         so work done for a document that is not committed yet survives a crash."""
         self.conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?)",
-                              ((h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()))
+                              ((h, encode_vector(v, self.dtype)) for h, v in vectors.items()))
 
     def remove_documents(self, doc_ids: Iterable[str]) -> int:
         """Delete documents and their chunks (leaving tombstones); returns how many documents existed."""

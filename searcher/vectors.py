@@ -1,19 +1,53 @@
 """The FAISS vector index: a derived, rebuildable cache of the vectors held in SQLite.
 
-Saved as ``vectors.g<generation>.faiss``: the generation of the store it reflects is in the file
-name, and the file is written to a temporary name, fsynced and renamed, so a reader never sees a
-half-written index and always knows how far behind the store it is.
+Which FAISS structure holds the vectors depends on how many there are and on a memory budget
+(``choose``): exact search while one scan is fast enough, then an HNSW graph, or IVF lists (scalar
+quantized by the vector dtype) when the graph does not fit the budget, with product quantization
+when not even that fits. An approximate structure is calibrated when it is built, and rebuilt
+whenever it has doubled: the smallest efSearch / nprobe whose recall@10 against exact search, for
+stored vectors held out of the structure, reaches ``CALIBRATION_TARGET`` is kept, with that recall.
+
+Saved as ``vectors.g<generation>.faiss`` plus ``vectors.g<generation>.json`` (kind, parameters,
+measured recall, tombstones): each written to a temporary name, fsynced and renamed, the JSON first,
+so the .faiss file is the commit point and a reader always knows how far behind the store it is.
+Loaded memory-mapped and read-only, so a query process shares the page cache instead of holding its
+own copy of the vectors; the first change makes a private copy.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .errors import SearcherError
+
+KINDS = ("flat", "hnsw", "ivf", "ivfpq")
+DTYPES = ("float32", "float16", "int8")
+FLAT_MAX = 50_000          # exact search up to here: one-thread scan of 50k x 384 float32 ≈ 5 ms
+HNSW_M = 16                # graph degree: 128 bytes of links per vector (M=32: twice the build time)
+HNSW_EF_CONSTRUCTION = 48  # a sparser graph is made up for by the efSearch that calibration finds
+RECALL_TARGET = 0.95       # what the default structures promise, recall@10 against exact search
+CALIBRATION_TARGET = 0.95  # what calibration asks of stored vectors held out of the structure; real
+                           # questions measured 0.01-0.06 above them (docs/benchmarks.md, bench_scale)
+CALIBRATION_QUERIES = 200
+EXACT_FILTER_MAX = 20_000  # an ANN search whose filter allows at most this many ids scores them exactly
+COMPACT_FRACTION = 0.1     # an HNSW graph is rebuilt when this share of its nodes are tombstones
+REGROW = 2                 # an approximate structure is rebuilt once the index has grown this many times
+PQ_MIN_TRAIN = 10_000      # product quantization trains 256 centroids per sub-vector
+_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096)
+_CODE = {"float32": "Flat", "float16": "SQfp16", "int8": "SQ8"}
+_BYTES = {"float32": 4, "float16": 2, "int8": 1}
 _NAME = re.compile(r"^vectors\.g(\d+)\.faiss$")
+_FILE = re.compile(r"^vectors\.g(\d+)\.(faiss|json)$")
+_BATCH = 32_768
 
 
 def _faiss():
@@ -22,75 +56,491 @@ def _faiss():
     return faiss
 
 
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """One query is fastest on one thread: OpenMP workers contend on a loaded machine."""
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _parse_budget(value: int | str | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", value.lower())
+    if not m:
+        raise SearcherError(f"--memory-budget '{value}': give a size such as 800MB or 4GB")
+    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
+
+
+@dataclass(frozen=True)
+class AnnSettings:
+    """What the index's owner asked for (kept in the manifest): a kind or "auto", the dtype the
+    vectors are stored in, and the RAM budget for the vector structure (None: half the machine's)."""
+
+    ann: str = "auto"
+    dtype: str = "float32"
+    memory_budget: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.ann not in ("auto", *KINDS):
+            raise SearcherError(f"--ann '{self.ann}': choose auto, {', '.join(KINDS)}")
+        if self.dtype not in DTYPES:
+            raise SearcherError(f"--vector-dtype '{self.dtype}': choose {', '.join(DTYPES)}")
+        budget = _parse_budget(self.memory_budget)
+        if budget is not None and budget <= 0:
+            raise SearcherError(f"--memory-budget {self.memory_budget}: give a positive size such as 2GB")
+        object.__setattr__(self, "memory_budget", budget)
+
+    @property
+    def budget(self) -> int:
+        if self.memory_budget is not None:
+            return self.memory_budget
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+@dataclass(frozen=True)
+class AnnSpec:
+    """One concrete FAISS structure: kind, code dtype and its size parameters."""
+
+    kind: str = "flat"
+    dtype: str = "float32"
+    nlist: int = 0          # ivf, ivfpq: inverted lists
+    pq_m: int = 0           # ivfpq: bytes per vector code
+
+    def factory(self) -> str:
+        code = _CODE[self.dtype]
+        if self.kind == "flat":
+            return f"IDMap2,{code}"
+        if self.kind == "hnsw":
+            return f"IDMap2,HNSW{HNSW_M}" + ("" if code == "Flat" else f"_{code}")
+        if self.kind == "ivf":
+            return f"IVF{self.nlist},{code}"
+        return f"IVF{self.nlist},PQ{self.pq_m}"
+
+    def bytes_per_vector(self, dim: int) -> int:
+        """RAM per vector, ids and links included (approximately: hash maps round up)."""
+        code = dim * _BYTES[self.dtype]
+        return {"flat": code + 24, "hnsw": code + 8 * HNSW_M + 40, "ivf": code + 24}.get(self.kind, self.pq_m + 24)
+
+    def describe(self) -> str:
+        codes = {"float32": "float32", "float16": "float16", "int8": "int8 (SQ8)"}[self.dtype]
+        return {"flat": f"exact (FAISS flat inner product, {codes} vectors)",
+                "hnsw": f"HNSW graph (FAISS, M={HNSW_M}, {codes} vectors)",
+                "ivf": f"IVF (FAISS, {self.nlist} lists, {codes} vectors)",
+                "ivfpq": f"IVF-PQ (FAISS, {self.nlist} lists, {self.pq_m}-byte product-quantized codes)"}[self.kind]
+
+
+@dataclass(frozen=True)
+class AnnState:
+    """What was measured and trained: saved with the index, shown by ``searcher info``."""
+
+    recall: float | None = 1.0    # recall@10 against exact search over the same stored vectors
+    queries: int = 0              # stored vectors used as calibration queries
+    measured_at: int = 0          # vectors in the index when it was measured
+    search_param: int = 0         # hnsw: efSearch; ivf, ivfpq: nprobe
+    trained_on: int = 0           # vectors the quantizer / lists were trained on
+    built_for: int = 0            # vectors in the index when it was built (or first trained)
+
+
+def _nlist(n: int) -> int:
+    return max(1, min(2 ** round(math.log2(max(2.0, 2 * math.sqrt(n)))), n // 39))
+
+
+def choose(n: int, dim: int, settings: AnnSettings, current: AnnSpec | None = None) -> AnnSpec:
+    """The structure for ``n`` vectors: flat while a scan is fast, then the fastest kind that fits
+    the budget. ``current`` gives hysteresis: an index that left flat returns only below half of
+    ``FLAT_MAX``, so that deleting a few documents does not trigger rebuilds back and forth."""
+    dtype, budget = settings.dtype, settings.budget
+
+    def fits(spec: AnnSpec) -> bool:
+        return n * spec.bytes_per_vector(dim) <= budget
+
+    def pq() -> AnnSpec:
+        if n < PQ_MIN_TRAIN:
+            return AnnSpec("ivf", dtype, _nlist(n))
+        ms = [m for m in (96, 64, 48, 32, 24, 16, 12, 8) if dim % m == 0] or [1]
+        return next((s for s in (AnnSpec("ivfpq", dtype, _nlist(n), m) for m in ms) if fits(s)),
+                    AnnSpec("ivfpq", dtype, _nlist(n), ms[-1]))
+
+    if settings.ann == "flat":
+        return AnnSpec("flat", dtype)
+    if settings.ann == "hnsw":
+        return AnnSpec("hnsw", dtype)
+    if settings.ann == "ivf":
+        return AnnSpec("ivf", dtype, _nlist(n))
+    if settings.ann == "ivfpq":
+        return pq()
+    flat_max = FLAT_MAX // 2 if current is not None and current.kind != "flat" else FLAT_MAX
+    if n <= flat_max and fits(AnnSpec("flat", dtype)):
+        return AnnSpec("flat", dtype)
+    for spec in (AnnSpec("hnsw", dtype), AnnSpec("ivf", dtype, _nlist(n))):
+        if fits(spec):
+            return spec
+    return pq()
+
+
+def _new_index(spec: AnnSpec, dim: int):
+    faiss = _faiss()
+    index = faiss.index_factory(dim, spec.factory(), faiss.METRIC_INNER_PRODUCT)
+    if spec.kind == "hnsw":
+        faiss.downcast_index(index.index).hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    return index
+
+
+def _ivf_ready(index) -> None:
+    """IVF keeps its own ids; a hash-table direct map lets it remove and reconstruct by id."""
+    faiss = _faiss()
+    if index.direct_map.type != faiss.DirectMap.Hashtable:
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+
+
+VectorBatches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+Progress = Callable[[int, int], None]
+
+
 class VectorIndex:
-    """Exact inner-product search over unit vectors (cosine similarity), keyed by chunk id."""
+    """Inner-product search over unit vectors (cosine similarity), keyed by chunk id."""
 
-    kind = "flat"
-    description = "exact (FAISS IndexFlatIP, cosine on unit vectors)"
-
-    def __init__(self, dim: int, index=None):
-        faiss = _faiss()
+    def __init__(self, dim: int, index=None, spec: AnnSpec = AnnSpec(), state: AnnState = AnnState(),
+                 deleted: np.ndarray | None = None):
         self.dim = dim
-        self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.spec = spec
+        self.state = state
+        self.index = index if index is not None else _new_index(spec, dim)
+        self.deleted = np.zeros(0, np.int64) if deleted is None else np.unique(deleted.astype(np.int64))
+        self._mapped = False        # a read-only view of a saved file: copy before changing
+        self._dirty = index is None
+        self._not_deleted = None    # cached FAISS selector for the tombstones
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def description(self) -> str:
+        return self.spec.describe()
 
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return int(self.index.ntotal) - len(self.deleted)
+
+    # ---- changes -------------------------------------------------------------------------------
+    def _own(self) -> None:
+        faiss = _faiss()
+        if self._mapped:
+            self.index = faiss.deserialize_index(faiss.serialize_index(self.index))
+            self._mapped = False
+            if self.kind in ("ivf", "ivfpq"):
+                _ivf_ready(faiss.extract_index_ivf(self.index))
+        self._dirty = True
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if len(ids):
-            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
-                                    np.ascontiguousarray(ids, dtype=np.int64))
+        if not len(ids):
+            return
+        self._own()
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        if not self.index.is_trained:     # an int8 flat index learns its value ranges from its first vectors
+            self.index.train(x)
+            self.state = replace(self.state, trained_on=len(x), built_for=len(x))
+        self.index.add_with_ids(x, np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> None:
-        if len(ids):
-            self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))
+        """Forget these ids (ids not in the index are ignored). An HNSW graph cannot delete: its
+        ids become tombstones, never returned, until ``maintain`` compacts the graph."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        if self.kind != "hnsw":
+            self._own()
+            self.index.remove_ids(ids)
+            return
+        present = ids[np.isin(ids, _faiss().vector_to_array(self.index.id_map))]
+        fresh = np.setdiff1d(present, self.deleted)
+        if len(fresh):
+            self.deleted = np.union1d(self.deleted, fresh)
+            self._not_deleted = None
+            self._dirty = True
 
+    # ---- search --------------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Scores and ids of the ``k`` nearest vectors (fewer if the index is smaller), considering
-        only the ids in ``allowed`` when it is given (a FAISS ID selector: filtering inside the search)."""
+        only the ids in ``allowed`` when it is given (a FAISS ID selector: filtering inside the search).
+
+        An approximate structure with a selective filter may find fewer than k allowed ids near
+        the query: a small allowed set is therefore scored exactly from its vectors, and a search
+        that still comes back short is redone exactly."""
+        faiss = _faiss()
+        if allowed is not None:
+            allowed = np.ascontiguousarray(allowed, dtype=np.int64)
+            if len(self.deleted):
+                allowed = np.setdiff1d(allowed, self.deleted)
         k = min(k, len(self) if allowed is None else len(allowed))
         if k <= 0:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        params = None
+        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        approximate = self.kind != "flat"
+        if approximate and allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
+            return self._exact(q[0], k, allowed)
         if allowed is not None:
-            params = _faiss().SearchParameters(sel=_faiss().IDSelectorBatch(np.ascontiguousarray(allowed, np.int64)))
-        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k,
-                                        params=params)
+            sel = faiss.IDSelectorBatch(allowed)
+        else:
+            sel = self._tombstone_selector()
+        widen = 1 if allowed is None else min(8, math.ceil(len(self) / max(1, len(allowed))))
+        with _threads(1):
+            scores, ids = self.index.search(q, k, params=self._params(sel, self.state.search_param * widen))
         keep = ids[0] >= 0
+        if approximate and keep.sum() < k:
+            return self._exact(q[0], k, allowed if allowed is not None else self._live_ids())
         return scores[0][keep], ids[0][keep]
 
+    def _params(self, sel, p: int):
+        """Search parameters: efSearch or nprobe ``p`` (ignored by flat), and the ID selector."""
+        faiss = _faiss()
+        if self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = p
+        elif self.kind in ("ivf", "ivfpq"):
+            params = faiss.SearchParametersIVF()
+            params.nprobe = min(p, self.spec.nlist)
+        elif sel is None:
+            return None
+        else:
+            params = faiss.SearchParameters()
+        if sel is not None:
+            params.sel = sel      # the caller keeps ``sel`` alive until the search returns
+        return params
+
+    def _tombstone_selector(self):
+        if not len(self.deleted):
+            return None
+        if self._not_deleted is None:
+            faiss = _faiss()
+            batch = faiss.IDSelectorBatch(self.deleted)
+            self._not_deleted = faiss.IDSelectorNot(batch)
+            self._not_deleted.referenced = batch   # keep the inner selector alive
+        return self._not_deleted
+
+    def _live_ids(self) -> np.ndarray:
+        faiss = _faiss()
+        if self.kind in ("ivf", "ivfpq"):
+            ids = _ivf_ids(faiss.extract_index_ivf(self.index))
+        else:
+            ids = faiss.vector_to_array(self.index.id_map)
+        return np.setdiff1d(ids, self.deleted)
+
+    def _exact(self, q: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top k among ``ids``, scored from their stored vectors a slice at a time."""
+        best_s, best_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
+        for a in range(0, len(ids), _BATCH):
+            part = ids[a:a + _BATCH]
+            s = np.concatenate([best_s, self.reconstruct(part) @ q])
+            i = np.concatenate([best_i, part])
+            top = np.argpartition(-s, k - 1)[:k] if len(s) > k else np.arange(len(s))
+            best_s, best_i = s[top], i[top]
+        order = np.lexsort((best_i, -best_s))
+        return best_s[order].astype(np.float32), best_i[order]
+
     def reconstruct(self, ids: Sequence[int]) -> np.ndarray:
-        """The stored vectors of these ids, one row each."""
-        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dim))
+        """The stored vectors of these ids, one row each (decoded from int8 / float16 codes)."""
+        if not len(ids):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+
+    # ---- structure -----------------------------------------------------------------------------
+    def maintain(self, settings: AnnSettings, source: VectorBatches, progress: Progress | None = None) -> bool:
+        """Before a save: switch to the structure that now fits, compact a graph full of
+        tombstones, or rebuild one that has doubled since it was built (IVF lists and int8 ranges
+        retrained, the search parameter calibrated again), from ``source``: the store's vectors.
+        Returns whether it rebuilt."""
+        n = len(self)
+        target = choose(n, self.dim, settings, self.spec)
+        outgrown = n >= REGROW * max(1, self.state.built_for) and (
+            self.kind != "flat" or (self.spec.dtype == "int8" and self.state.built_for < 65_536))
+        if (target.kind != self.kind or target.dtype != self.spec.dtype or target.pq_m != self.spec.pq_m
+                or len(self.deleted) > COMPACT_FRACTION * max(1, self.index.ntotal) or outgrown):
+            self.rebuild(target, source, n, progress)
+            return True
+        return False
+
+    def rebuild(self, spec: AnnSpec, source: VectorBatches, n: int, progress: Progress | None = None) -> None:
+        """Build ``spec`` from ``source`` (all live vectors, in batches): train on an even sample
+        when the structure needs training; add all but a few vectors spread over the store, calibrate
+        with those as queries, then add them too."""
+        faiss = _faiss()
+        index = _new_index(spec, self.dim)
+        trained_on = 0
+        if not index.is_trained and n:
+            want = min(n, {"ivf": 64 * spec.nlist, "ivfpq": max(64 * spec.nlist, 65_536)}.get(spec.kind, 65_536))
+            sample = _sample(source, n, want)
+            index.train(sample)
+            trained_on = len(sample)
+        if spec.kind in ("ivf", "ivfpq"):
+            _ivf_ready(index)
+        held = np.linspace(0, n - 1, min(CALIBRATION_QUERIES, n // 2)).astype(np.int64)
+        done = 0
+        for ids, vecs in source():
+            keep = ~np.isin(np.arange(done, done + len(ids)), held)
+            index.add_with_ids(np.ascontiguousarray(vecs[keep], dtype=np.float32), np.ascontiguousarray(ids[keep]))
+            done += len(ids)
+            if progress:
+                progress(done, n)
+        self.index, self.spec, self.deleted, self._not_deleted = index, spec, np.zeros(0, np.int64), None
+        self.state = AnnState(trained_on=trained_on, built_for=done)
+        self._mapped, self._dirty = False, True
+        qids, queries = _rows(source, held) if len(held) else (np.zeros(0, np.int64), np.zeros((0, self.dim)))
+        self._calibrate(source, qids, queries)
+        if len(qids):
+            index.add_with_ids(queries, qids)
+
+    def _calibrate(self, source: VectorBatches, qids: np.ndarray, queries: np.ndarray) -> None:
+        """Measure recall@10 against exact float search over ``source`` (the store's vectors, the
+        queries' own left out) for stored vectors that the structure does not hold yet, and keep the
+        smallest efSearch / nprobe that reaches ``CALIBRATION_TARGET``. Quantization loss counts as
+        lost recall. (A vector the graph holds is found far too easily: on random data 0.99 where
+        new queries get 0.80; midpoints of two stored vectors were as wrong the other way.)"""
+        n = len(self)
+        if (self.kind == "flat" and self.spec.dtype == "float32") or not len(qids):
+            self.state = replace(self.state, recall=1.0 if self.kind == "flat" else None, queries=0,
+                                 measured_at=n, search_param=0 if self.kind == "flat" else 64)
+            return
+        truth = _exact_ids(source, queries, 10, exclude=qids)
+        ladder = {"flat": [0], "hnsw": [p for p in _LADDER if p <= max(n, 16)]}.get(
+            self.kind, sorted({min(p, self.spec.nlist) for p in (1, 2, 4, 8, *_LADDER)}))
+
+        def recall_at(p: int) -> float:
+            return _recall_at_10(self.index.search(queries, 10, params=self._params(None, p))[1], truth)
+
+        param = next((p for p in ladder if recall_at(p) >= CALIBRATION_TARGET), ladder[-1])
+        self.state = replace(self.state, recall=round(recall_at(param), 4), queries=len(qids), measured_at=n,
+                             search_param=param)
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, folder: Path, generation: int) -> Path:
         """Write atomically as the index of ``generation`` and delete older files."""
         faiss = _faiss()
         final = folder / f"vectors.g{generation:012d}.faiss"
-        tmp = folder / f".{final.name}.{os.getpid()}.tmp"
-        faiss.write_index(self.index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        if not self._dirty and final.exists():
+            return final
+        meta = {"spec": asdict(self.spec), "state": asdict(self.state), "deleted": self.deleted.tolist()}
+        _write_atomic(final.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta), encoding="utf-8"))
+        _write_atomic(final, lambda tmp: faiss.write_index(self.index, str(tmp)))
         _fsync_dir(folder)
-        for old, gen in saved_files(folder):
-            if gen < generation:
+        for old in folder.glob("vectors.g*.*"):
+            m = _FILE.match(old.name)
+            if m and int(m.group(1)) < generation:
                 old.unlink(missing_ok=True)
+        for stale in folder.glob(".vectors.g*.tmp"):   # left by a writer that died mid-save (we hold the lock)
+            stale.unlink(missing_ok=True)
+        self._dirty = False
         return final
 
     @classmethod
     def load(cls, folder: Path, dim: int) -> tuple[VectorIndex, int] | None:
-        """The newest saved index and its generation, or None if there is none."""
+        """The newest saved index and its generation, or None if there is none. Memory-mapped."""
         faiss = _faiss()
         for path, gen in sorted(saved_files(folder), key=lambda p: -p[1]):
             try:
-                index = faiss.read_index(str(path))
-            except (RuntimeError, OSError):
+                meta = _read_meta(path)
+                index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+            except (RuntimeError, OSError, ValueError, KeyError):
                 continue  # deleted by a writer between listing and reading, or damaged: try older
-            if index.d == dim:
-                return cls(dim, index), gen
+            if index.d != dim:
+                continue
+            spec = AnnSpec(**meta["spec"])
+            if spec.kind in ("ivf", "ivfpq") and faiss.extract_index_ivf(index).direct_map.type == 0:
+                index = faiss.read_index(str(path))   # a direct map is built in memory: no view to keep
+                _ivf_ready(faiss.extract_index_ivf(index))
+            vi = cls(dim, index, spec, AnnState(**meta["state"]), np.array(meta["deleted"], dtype=np.int64))
+            vi._mapped = True
+            return vi, gen
         return None
+
+
+def saved_info(folder: Path) -> dict[str, Any] | None:
+    """The newest saved index's kind, parameters and measured recall, without loading it."""
+    for path, gen in sorted(saved_files(folder), key=lambda p: -p[1]):
+        try:
+            meta = _read_meta(path)
+            size = path.stat().st_size
+        except (OSError, ValueError, KeyError):
+            continue
+        spec, state = AnnSpec(**meta["spec"]), AnnState(**meta["state"])
+        return {"kind": spec.kind, "description": spec.describe(), "dtype": spec.dtype,
+                "search_param": state.search_param, "recall@10": state.recall,
+                "recall_queries": state.queries, "measured_at": state.measured_at,
+                "tombstones": len(meta["deleted"]), "generation": gen, "file_bytes": size}
+    return None
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """The JSON beside a .faiss file; a file written before it existed is exact and flat."""
+    try:
+        return json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"spec": asdict(AnnSpec()), "state": asdict(AnnState()), "deleted": []}
+
+
+def _ivf_ids(ivf) -> np.ndarray:
+    faiss = _faiss()
+    lists = ivf.invlists
+    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+             for i in range(ivf.nlist) if lists.list_size(i)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _sample(source: VectorBatches, n: int, want: int) -> np.ndarray:
+    """About ``want`` vectors spread evenly over ``source`` (ordered by id, hence by document)."""
+    step = max(1, n // max(1, want))
+    parts, seen = [], 0
+    for _, vecs in source():
+        first = (-seen) % step
+        parts.append(np.asarray(vecs[first::step], dtype=np.float32))
+        seen += len(vecs)
+    return np.ascontiguousarray(np.vstack(parts)) if parts else np.zeros((0, 0), np.float32)
+
+
+def _rows(source: VectorBatches, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of the rows at these sorted positions of ``source``."""
+    ids, vecs, seen = [], [], 0
+    for bids, bvecs in source():
+        local = positions[(positions >= seen) & (positions < seen + len(bids))] - seen
+        ids.append(bids[local])
+        vecs.append(np.asarray(bvecs[local], dtype=np.float32))
+        seen += len(bids)
+    return np.concatenate(ids), np.ascontiguousarray(np.vstack(vecs))
+
+
+def _exact_ids(source: VectorBatches, queries: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
+    """Ids of each query's ``k`` highest inner products over ``source`` but ``exclude``, best first."""
+    best_s = np.full((len(queries), 0), -np.inf, np.float32)
+    best_i = np.zeros((len(queries), 0), np.int64)
+    for ids, vecs in source():
+        keep = ~np.isin(ids, exclude)
+        ids, vecs = ids[keep], np.asarray(vecs[keep], dtype=np.float32)
+        s = np.hstack([best_s, queries @ vecs.T])
+        i = np.hstack([best_i, np.broadcast_to(ids, (len(queries), len(ids)))])
+        top = np.argpartition(-s, min(k, s.shape[1]) - 1, axis=1)[:, :k] if s.shape[1] else np.zeros((len(s), 0), int)
+        best_s, best_i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
+    order = np.argsort(-best_s, axis=1)
+    return np.take_along_axis(best_i, order, 1)
+
+
+def _recall_at_10(found: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the queries' true 10 nearest neighbours that are among their 10 results."""
+    hits = sum(len(set(f[:10]).intersection(t[:10])) for f, t in zip(found, truth))
+    return hits / max(1, truth[:, :10].size)
+
+
+def _write_atomic(final: Path, write: Callable[[Path], Any]) -> None:
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    write(tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
 
 
 def saved_files(folder: Path) -> list[tuple[Path, int]]:
