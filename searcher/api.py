@@ -394,6 +394,18 @@ class Searcher:
         return {"index": str(self.path), "vectors": moved, "generation": gen, "from": old.describe(),
                 "to": to.describe(), "seconds": round(time.monotonic() - started, 3), "old_store_left": left}
 
+    def warm(self) -> None:
+        """Load now what the first request would otherwise wait for (servers call this at start):
+        the query encoder and the vectors of an existing index, the indexing model for a new one."""
+        if not self.exists:
+            self._encoder_for(None)
+            return
+        config = self._read_config()
+        self._query_encoder(config)
+        store = self._open_store()
+        with store.snapshot():
+            self._synced_vectors(store)
+
     def info(self) -> dict[str, Any]:
         """What is in the index and what built it."""
         config = self._read_config()

@@ -535,8 +535,8 @@ def serve(
     max_query_chars: Annotated[int, typer.Option(help="Longest query, in characters.")] = 2000,
     max_batch: Annotated[int, typer.Option(help="Most documents per POST /documents.")] = 256,
     max_body: Annotated[str, typer.Option(help="Largest request body.")] = "4MB",
-    readers: Annotated[int, typer.Option(help="Searches run at once per index (each keeps its own copy of "
-                                              "the vectors in memory).")] = 2,
+    readers: Annotated[int, typer.Option(help="Searches run at once per index (they share the index file's "
+                                              "memory-mapped vectors).")] = 2,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
 ) -> None:
     """Serve indexes over HTTP: POST /search, POST /documents, DELETE /documents/{id}, POST /index, GET /info."""

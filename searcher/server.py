@@ -557,12 +557,12 @@ def serve(indexes: list[Path], folders: list[Path], *, host: str = "127.0.0.1", 
         raise SearcherError(f"--host {host} is not a loopback address: set a token with --token or "
                             f"${TOKEN_ENV} so strangers cannot read or change your index")
     app = create_app(indexes, folders, token=token, limits=limits, model=model, rerankers=rerankers)
-    if warm:   # load the model once, before the first request
+    if warm:   # load the query encoder and vectors once, before the first request
         state: State = app.state.searcher
         h = state.handles[state.default]
         try:
             with h.reader() as s:
-                s._encoder_for(s._read_config() if s.exists else None)
+                s.warm()
         except SearcherError as exc:
             log.warning("%s", exc)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30,

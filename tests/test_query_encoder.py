@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +128,17 @@ def test_keyword_search_loads_no_model_and_no_vectors(tmp_path: Path, indexed: P
                 env=_blocked_env(tmp_path, HEAVY + ",onnxruntime,tokenizers,faiss"))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[0])["path"].endswith("logging.md")
+
+
+def test_warm_loads_the_query_encoder_and_vectors_without_torch(tmp_path: Path, indexed: Path):
+    """What `searcher serve` calls at start: with torch unimportable it still succeeds, and the
+    search after it answers."""
+    code = ("import sys; from searcher import Searcher; s = Searcher(sys.argv[1]); s.warm(); "
+            "print(s.search('how do I rotate the logs', k=1, mode='dense')[0].path)")
+    r = subprocess.run([sys.executable, "-c", code, str(indexed)], capture_output=True, text=True,
+                       env={**os.environ, **_blocked_env(tmp_path, HEAVY)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("logging.md")
 
 
 def test_index_without_an_export_falls_back_to_torch_and_the_next_run_exports(tmp_path: Path, notes: Path):
