@@ -261,8 +261,9 @@ counts waiting for a core, which on this shared machine (load average above) is 
 
 Query encoder threads (in-process, one query, median of 30 paired runs): a short query {t['short_1']:.1f} ms
 with 1 intra-op thread vs {t['short_2']:.1f} ms with 2; a query filling the model's window {t['long_1']:.1f} ms
-vs {t['long_2']:.1f} ms. `searcher` uses 1 thread for a query: a second one has not given a consistent gain
-for one query here, and it would take the other core from the rest of the search."""
+vs {t['long_2']:.1f} ms. `searcher` gives the query encoder `QUERY_THREADS` = 2 intra-op threads (or the
+machine's cores, if fewer): embedding runs before the vector and keyword searches, not beside them, so the
+second core is otherwise idle while a query is embedded."""
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +30,9 @@ if TYPE_CHECKING:
 ONNX_FILE = "encoder.onnx"
 TOKENIZER_FILE = "encoder.tokenizer.json"
 MIN_COSINE = 1 - 1e-5
+# intra-op threads for one query: 2 embed a short query in 1.8 ms against 1 thread's 2.5 ms, a full
+# window in 25.5 against 34.2 ms (docs/benchmarks.md, cold_query); the searches come after, not beside
+QUERY_THREADS = min(2, os.cpu_count() or 1)
 SAMPLE_CHUNKS = 48            # stored chunks added to the built-in texts for the check
 _BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
@@ -84,7 +85,8 @@ class QueryEncoderInfo:
 class OnnxQueryEncoder:
     """Embeds queries with the exported graph; same vectors and unknown-token share as ``Encoder``."""
 
-    def __init__(self, onnx_path: Path, tokenizer_path: Path, dim: int, unk_token_id: int | None, threads: int = 1):
+    def __init__(self, onnx_path: Path, tokenizer_path: Path, dim: int, unk_token_id: int | None,
+                 threads: int = QUERY_THREADS):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -93,7 +95,6 @@ class OnnxQueryEncoder:
         self._counter = Tokenizer.from_file(str(tokenizer_path))
         self._counter.no_truncation()
         options = ort.SessionOptions()
-        # one short query: a second thread costs more in hand-off than it saves (docs/benchmarks.md)
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
@@ -149,13 +150,6 @@ def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: int) -> OnnxQuer
     return OnnxQueryEncoder.open(Path(folder), info, dim)
 
 
-# loaded model -> (an ONNX file exported from it in this process, exporter): every later index of
-# the same model links (or copies) that file instead of tracing the model again; the files are
-# only ever replaced, never written in place, so sharing them is safe. Keyed by the object, not
-# the weights' fingerprint: models with the same weights may pool differently.
-_exported: weakref.WeakKeyDictionary[Encoder, tuple[Path, str]] = weakref.WeakKeyDictionary()
-
-
 def export(encoder: Encoder, folder: Path, sample: Sequence[str]) -> QueryEncoderInfo:
     """Export ``encoder`` into ``folder`` and check it against torch on the built-in texts plus
     ``sample``; the files are put in place only when the check passes. Never raises for a model
@@ -172,12 +166,12 @@ def export(encoder: Encoder, folder: Path, sample: Sequence[str]) -> QueryEncode
         except ImportError:
             return QueryEncoderInfo("torch", "onnxruntime is not installed (pip install onnxruntime)")
         try:
-            exporter = _export_or_copy(encoder, tmp_onnx)
+            tmp_onnx.write_bytes(encoder.onnx_model())
         except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch", with its reason
             return QueryEncoderInfo("torch", f"the model could not be exported to ONNX: {_first_line(exc)}")
         tmp_tok.write_text(encoder.tokenizer_json(), encoding="utf-8")
         light = OnnxQueryEncoder(tmp_onnx, tmp_tok, encoder.dim, encoder.unk_token_id)
-        cosine = float(np.min(np.sum(encoder.encode(texts) * light.encode(texts), axis=1)))
+        cosine = float(np.min(np.sum(encoder.encode_with_torch(texts) * light.encode(texts), axis=1)))
         if cosine < MIN_COSINE:
             return QueryEncoderInfo("torch", f"the ONNX vectors differ from torch's (min cosine {cosine:.7f} < "
                                              f"{MIN_COSINE} on {len(texts)} texts)")
@@ -187,24 +181,11 @@ def export(encoder: Encoder, folder: Path, sample: Sequence[str]) -> QueryEncode
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, folder / name)
-        _exported[encoder] = (folder / ONNX_FILE, exporter)
         return QueryEncoderInfo("onnx", unk_token_id=encoder.unk_token_id, min_cosine=round(cosine, 9),
-                                texts_checked=len(texts), exporter=exporter)
+                                texts_checked=len(texts), exporter=encoder.exporter)
     finally:
         tmp_onnx.unlink(missing_ok=True)
         tmp_tok.unlink(missing_ok=True)
-
-
-def _export_or_copy(encoder: Encoder, path: Path) -> str:
-    """The exporter's description; the graph is written to ``path`` (checked by the caller either way)."""
-    done = _exported.get(encoder)
-    if done is not None and done[0].is_file():
-        try:
-            os.link(done[0], path)
-        except OSError:   # another file system
-            shutil.copyfile(done[0], path)
-        return done[1]
-    return encoder.export_onnx(path)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -41,9 +41,22 @@ def _check_against_torch(encoder: Encoder, folder: Path) -> OnnxQueryEncoder:
     assert info.kind == "onnx", info.reason
     assert info.min_cosine >= MIN_COSINE and info.texts_checked == len(CHECK_TEXTS) + len(NOTES)
     light = OnnxQueryEncoder.open(folder, info, encoder.dim)
-    assert _cosines(light.encode(TEXTS), encoder.encode(TEXTS)).min() >= MIN_COSINE
+    assert _cosines(light.encode(TEXTS), encoder.encode_with_torch(TEXTS)).min() >= MIN_COSINE
     assert [light.unknown_fraction(t) for t in TEXTS] == [encoder.unknown_fraction(t) for t in TEXTS]
     return light
+
+
+def _bulk_check(encoder: Encoder) -> None:
+    """More than one batch goes through ONNX Runtime, row by row equal to torch's vectors."""
+    texts = [f"{t} ({i})" for i, t in enumerate(TEXTS * 3)]
+    assert len(texts) > encoder.batch_size
+    vectors = encoder.encode(texts)
+    assert encoder.onnx_unusable == ""
+    assert _cosines(vectors, encoder.encode_with_torch(texts)).min() >= MIN_COSINE
+
+
+def test_bulk_encoding_runs_on_onnx_runtime_with_torch_vectors(encoder):
+    _bulk_check(encoder)
 
 
 def test_onnx_vectors_equal_torch_for_the_packaged_model(encoder, tmp_path: Path):
@@ -63,9 +76,10 @@ def test_onnx_vectors_equal_torch_for_the_tiny_model_with_each_pooling(tiny_mode
     if pooling != "mean":
         modules.append(models.Normalize())
     SentenceTransformer(modules=modules, device="cpu").save(str(tmp_path / "model"))
-    encoder = Encoder(str(tmp_path / "model"))
+    encoder = Encoder(str(tmp_path / "model"), batch_size=4)
     assert encoder.max_seq_length == 64 and len(encoder.token_spans([CHECK_TEXTS[-1]])[0]) > 64  # truncates
     _check_against_torch(encoder, tmp_path)
+    _bulk_check(encoder)
 
 
 def test_a_model_that_cannot_be_exported_is_searched_with_torch_and_info_says_why(tiny_model: Path, tmp_path: Path,
@@ -75,6 +89,10 @@ def test_a_model_that_cannot_be_exported_is_searched_with_torch_and_info_says_wh
     st = SentenceTransformer(str(tiny_model), device="cpu")
     SentenceTransformer(modules=[st[0], models.CNN(32, 8, [1, 3]), models.Pooling(16)], device="cpu").save(
         str(tmp_path / "cnn"))
+    encoder = Encoder(str(tmp_path / "cnn"), batch_size=2)
+    texts = list(NOTES.values())
+    assert np.array_equal(encoder.encode(texts), encoder.encode_with_torch(texts))   # bulk, through torch
+    assert "module CNN is not exportable" in encoder.onnx_unusable
     s = Searcher(tmp_path / "idx", model=str(tmp_path / "cnn"))
     s.index(notes)
     info = s.info()["query_encoder"]
