@@ -179,9 +179,11 @@ class Encoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         names = [i.name for i in self._session.get_inputs()]
+        # sentence-transformers ≥ 6 calls it preprocess (tokenize warns), earlier versions tokenize
+        prepare = getattr(self._model, "preprocess", None) or self._model.tokenize
         for start in range(0, len(texts), self.batch_size):
             rows = order[start:start + self.batch_size]
-            features = self._model.tokenize([texts[r] for r in rows])
+            features = prepare([texts[r] for r in rows])
             out[rows] = self._session.run(None, {n: features[n].numpy().astype(np.int64) for n in names})[0]
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
