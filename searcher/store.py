@@ -71,7 +71,8 @@ def _filter_sql(f: Filters) -> tuple[str, list[Any]]:
     conds, args = [], []
     if f.path:
         conds.append("d.path GLOB ?")
-        args.append(f.path if f.path.startswith(("/", "*")) else "*/" + f.path)
+        # a name that is not UTF-8 is stored with its odd bytes mapped (pathtext), so is the pattern
+        args.append(to_db(f.path if f.path.startswith(("/", "*")) else "*/" + f.path))
     if f.types:
         conds.append("(" + " OR ".join("lower(d.path) GLOB ?" for _ in f.types) + ")")
         args += [f"*.{t.lower().lstrip('.')}" for t in f.types]

@@ -15,6 +15,7 @@ import pytest
 
 from searcher import Searcher
 from searcher.ingest import Unreadable, WalkOptions, read_bytes
+from searcher.records import Filters
 
 from . import makefiles as mk
 from .conftest import NOTES, run_cli, write_tree
@@ -189,6 +190,12 @@ def test_a_file_name_that_is_not_utf8(indexed):
     assert os.fsencode(json.loads(r.stdout)["path"]) == raw
     r = run_cli("search", "espresso and croissants", "--index", str(s.path), "-k", "1")
     assert r.returncode == 0 and "caf\\xe9 \\xff menu.txt:1" in r.stdout
+    for pattern in (name, f"caf{name[3]}*", "*menu.txt"):               # path filters see the same name
+        assert [h.path for h in s.search("espresso", k=3, filters=Filters(path=pattern))] == [hit.path]
+    assert hit.path in [h.path for h in s.search("espresso", k=3, filters=Filters(types=("txt",)))]
+    r = subprocess.run([sys.executable, "-m", "searcher.cli", "search", "espresso", "--index", str(s.path),
+                        "--path", os.fsencode(name), "--json"], capture_output=True)
+    assert r.returncode == 0 and os.fsencode(json.loads(r.stdout)["path"]) == raw, r.stderr
     assert s.delete([hit.id]) == 1
     _intact(s, notes)
 
