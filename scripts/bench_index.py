@@ -17,7 +17,7 @@ One run measures, on the same corpus files:
     output projections 8·L·H², attention scores and their weighted sum 4·L²·H, feed-forward 4·L·H·I,
     for each chunk's L tokens, specials included, no padding) divided by the seconds spent in
     ``encode``, against this machine's float32 matrix-multiply FLOP/s measured in a child of the same
-    run (torch and numpy, 2048², median of 5); with ``--int8`` a third arm Q indexes with
+    run (the best of torch, numpy and ONNX Runtime, 2048², median of 5); with ``--int8`` a third arm Q indexes with
     ``precision="int8"`` (int8 arithmetic: its FLOP/s are compared with the float32 peak as well);
 (d) query latency: in-process ``Searcher.search(q, k=10)`` over the collection's queries after one
     warm-up (query embedding included), p50/p95 (median over ``--query-passes`` passes, because a
@@ -105,9 +105,12 @@ def child_bare(chunks_file: str, model_path: str) -> dict[str, Any]:
 
 
 def child_matmul() -> dict[str, Any]:
-    """This machine's float32 matrix-multiply FLOP/s now: torch (the encoder's library, its default
-    threads) and numpy, a 2048² product, median of 5 after a warm-up."""
+    """This machine's float32 matrix-multiply FLOP/s now: torch (its default threads), numpy and
+    ONNX Runtime (the indexing encoder's library, as many threads as torch), a 2048² product,
+    median of 5 after a warm-up."""
     import numpy as np
+    import onnx
+    import onnxruntime as ort
     import torch
 
     n = 2048
@@ -115,7 +118,14 @@ def child_matmul() -> dict[str, Any]:
     out: dict[str, Any] = {"n": n, "torch_threads": torch.get_num_threads()}
     a, b = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    for name, mul in (("torch", lambda: torch.mm(ta, tb)), ("numpy", lambda: a @ b)):
+    io = [onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, [n, n]) for x in "abc"]
+    graph = onnx.helper.make_graph([onnx.helper.make_node("MatMul", ["a", "b"], ["c"])], "mm", io[:2], io[2:])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(onnx.helper.make_model(graph).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    for name, mul in (("torch", lambda: torch.mm(ta, tb)), ("numpy", lambda: a @ b),
+                      ("onnxruntime", lambda: session.run(None, {"a": a, "b": b}))):
         mul()
         times = []
         for _ in range(5):
@@ -269,7 +279,7 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
     med = statistics.median
     ours_s, bare_s = med([r["seconds"] for r in ours]), med([r["seconds"] for r in bare])
     flops, flops_all = encoder_flops(model_path, tokens), encoder_flops(model_path, tokens_all)
-    peak = med([max(m["torch_flops"], m["numpy_flops"]) for m in matmul])
+    peak = med([max(m["torch_flops"], m["numpy_flops"], m["onnxruntime_flops"]) for m in matmul])
     eff = {"ours": med([flops / r["spent"]["encode"] for r in ours]),
            "bare": med([flops_all / r["encode"] for r in bare])}
     if quant:
@@ -347,9 +357,9 @@ def markdown(r: dict[str, Any], command: str) -> str:
         *([f"| Q ours with `precision=\"int8\"`, ratio to B per pair | {r['quant_seconds']:.1f} s → "
            f"**{n / r['quant_seconds']:.1f} chunks/s**, **{statistics.median(r['quant_ratio_per_run']):.2f}×** bare "
            f"(per pair: {', '.join(f'{x:.2f}' for x in r['quant_ratio_per_run'])}) | |"] if r["quant"] else []),
-        f"| float32 matrix multiply on this machine (2048², median of 5, per run; best of torch/numpy) | "
+        f"| float32 matrix multiply on this machine (2048², median of 5, per run; best of torch/numpy/ONNX Runtime) | "
         f"**{r['matmul_flops'] / 1e9:.1f} GFLOP/s** (torch "
-        f"{gflops('torch_flops')}; numpy {gflops('numpy_flops')}; torch threads "
+        f"{gflops('torch_flops')}; numpy {gflops('numpy_flops')}; ONNX Runtime {gflops('onnxruntime_flops')}; threads "
         f"{r['matmul'][0]['torch_threads']}) | |",
         f"| encoder efficiency = encoder FLOP/s ÷ matmul FLOP/s ({r['encoder_gflop']:.0f} GFLOP for "
         f"{r['encoder_tokens']:,} tokens, ÷ seconds in `encode`) | "
