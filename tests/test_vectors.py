@@ -300,3 +300,30 @@ def test_calibration_probes_are_short_runs_of_stored_words(tmp_path: Path, tiny_
         assert PROBE_WORDS[0] <= len(probe.split()) <= PROBE_WORDS[1] and probe in text
     assert len({len(p.split()) for p in probes}) > 3                # lengths vary like questions do
     assert query_like(["two words"]) == ["two words"]
+
+
+def test_a_graph_fed_cluster_by_cluster_is_as_good_as_one_built_in_one_add():
+    """The store hands vectors out by document, so near neighbours arrive together; a graph
+    linked batch by batch in that order finds far fewer of them (here 0.95 against 0.98)."""
+    import faiss
+
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((100, DIM)).astype(np.float32)
+
+    def around(count: int) -> np.ndarray:
+        x = np.vstack([c + 0.35 * rng.standard_normal((count, DIM)).astype(np.float32) for c in centers])
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+    x, q = around(60), around(3)
+    ids = np.arange(len(x), dtype=np.int64)
+    truth = np.argsort(-(q @ x.T), axis=1)[:, :10]
+    v = VectorIndex(DIM)
+    v.rebuild(AnnSpec("hnsw"), lambda: ((ids[a:a + 60], x[a:a + 60]) for a in range(0, len(x), 60)), len(x),
+              lambda: q)
+    reference = faiss.index_factory(DIM, AnnSpec("hnsw").factory(), faiss.METRIC_INNER_PRODUCT)
+    faiss.downcast_index(reference.index).hnsw.efConstruction = vectors.HNSW_EF_CONSTRUCTION
+    reference.add_with_ids(x, ids)
+    params = faiss.SearchParametersHNSW(efSearch=10)
+
+    def recall(index) -> float:
+        return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(index.search(q, 10, params=params)[1], truth)]))
+    assert recall(v.index) >= recall(reference) - 0.01 and recall(reference) >= 0.97
