@@ -240,7 +240,8 @@ class Searcher:
                 writer.flush()
                 store = writer.store
                 with store.snapshot():
-                    writer.vectors.maintain(self._read_config().vectors, lambda: store.vectors_since(-1), progress)
+                    writer.vectors.maintain(self._read_config().vectors, lambda: store.vectors_since(-1),
+                                           writer.calibration_queries, progress)
                 writer.finish(self.path)
                 self._vectors_gen = self._open_store().generation()
             except BaseException:

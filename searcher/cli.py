@@ -453,7 +453,7 @@ def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = 
                    f"{data['chunking']['overlap_tokens']} overlap")
         detail = data["ann_detail"]
         measured = (f"; recall@10 {detail['recall@10']:.3f} vs exact, measured on {detail['recall_queries']} "
-                    f"stored vectors at {detail['measured_at']} ({'efSearch' if data['ann'] == 'hnsw' else 'nprobe'} "
+                    f"query-like probes at {detail['measured_at']} vectors ({'efSearch' if data['ann'] == 'hnsw' else 'nprobe'} "
                     f"{detail['search_param']})" if data["ann"] != "flat" and detail.get("recall@10") is not None
                     else "")
         tombstones = f"; {detail['tombstones']} deleted, not yet compacted" if detail.get("tombstones") else ""

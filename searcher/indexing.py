@@ -10,9 +10,10 @@ therefore loses at most the step in flight; the next run finds the rest by hash.
 from __future__ import annotations
 
 import queue
+import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,21 @@ STEP_CHUNKS = 256         # chunks embedded per step, and so per commit
 WINDOW_CHUNKS = 8192      # chunks waiting for the encoder, the sort window (~10 MB of text)
 READ_AHEAD_FILES = 256    # files read and chunked ahead of the encoder
 IDLE_SECONDS = 1.0        # reader this slow: embed what is waiting rather than let the encoder idle
+PROBES = 200              # query-like texts an approximate vector structure is calibrated with
+PROBE_WORDS = (4, 16)     # their length in words: a typed question's, not a passage's
+
+
+def query_like(texts: Sequence[str], seed: int = 0) -> list[str]:
+    """A run of ``PROBE_WORDS`` consecutive words from each text, the same ones for the same texts:
+    questions in the corpus's own words, which an ANN structure finds as hard as real ones."""
+    rng = random.Random(seed)
+    out = []
+    for text in texts:
+        words = text.split()
+        n = rng.randint(*PROBE_WORDS)
+        start = rng.randint(0, max(0, len(words) - n))
+        out.append(" ".join(words[start:start + n]))
+    return out
 
 
 @dataclass
@@ -65,6 +81,11 @@ class Writer:
         self._queue: dict[bytes, str] = {}      # text hash → text, not embedded yet
         self._fresh: dict[bytes, np.ndarray] = {}   # embedded this run, for documents not committed yet
         self.reports: list[FileReport] = []
+
+    def calibration_queries(self) -> np.ndarray:
+        """Vectors to calibrate the vector structure with: ``query_like`` runs of words from
+        ``PROBES`` chunks spread over the store, embedded as queries are."""
+        return self.encoder().encode(query_like(self.store.spread_texts(PROBES)))
 
     @property
     def pending(self) -> int:

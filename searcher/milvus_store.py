@@ -232,7 +232,7 @@ class MilvusVectors:
         missing = np.zeros(self.dim, dtype=np.float32)
         return np.array([by_id.get(int(i), missing) for i in ids], dtype=np.float32)
 
-    def maintain(self, settings: Any, source: Any, progress: Any = None) -> bool:
+    def maintain(self, settings: Any, source: Any, queries: Any, progress: Any = None) -> bool:
         """Milvus builds and tunes its own index (``index_type``): nothing to switch here."""
         return False
 

@@ -288,6 +288,15 @@ class Store:
                 out[r[0]] = ChunkRow(r[0], from_db(r[1]), from_db(r[2]), json.loads(r[3]), *r[4:])
         return out
 
+    def spread_texts(self, n: int) -> list[str]:
+        """The texts of up to ``n`` chunks spread evenly over the chunk ids, the same ones each time."""
+        ids = np.array([r[0] for r in self.conn.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+        if not len(ids):
+            return []
+        picked = np.unique(ids[np.linspace(0, len(ids) - 1, min(n, len(ids))).astype(np.int64)]).tolist()
+        marks = ",".join("?" * len(picked))
+        return [r[0] for r in self.conn.execute(f"SELECT text FROM chunks WHERE id IN ({marks}) ORDER BY id", picked)]
+
     def sample_texts(self, n: int) -> list[str]:
         """Up to ``n`` chunk texts: the longest half, the rest at random (to check an encoder on)."""
         longest = [r[0] for r in self.conn.execute("SELECT text FROM chunks ORDER BY n_tokens DESC LIMIT ?",

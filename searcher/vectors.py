@@ -5,7 +5,8 @@ Which FAISS structure holds the vectors depends on how many there are and on a m
 quantized by the vector dtype) when the graph does not fit the budget, with product quantization
 when not even that fits. An approximate structure is calibrated when it is built, and rebuilt
 whenever it has doubled: the smallest efSearch / nprobe whose recall@10 against exact search, for
-stored vectors held out of the structure, reaches ``CALIBRATION_TARGET`` is kept, with that recall.
+query-like vectors the caller supplies (the write path embeds short runs of words from stored
+chunks), reaches ``CALIBRATION_TARGET`` is kept, with that recall.
 
 Saved as ``vectors.g<generation>.faiss`` plus ``vectors.g<generation>.json`` (kind, parameters,
 measured recall, tombstones): each written to a temporary name, fsynced and renamed, the JSON first,
@@ -35,9 +36,7 @@ FLAT_MAX = 50_000          # exact search up to here: one-thread scan of 50k x 3
 HNSW_M = 16                # graph degree: 128 bytes of links per vector (M=32: twice the build time)
 HNSW_EF_CONSTRUCTION = 48  # a sparser graph is made up for by the efSearch that calibration finds
 RECALL_TARGET = 0.95       # what the default structures promise, recall@10 against exact search
-CALIBRATION_TARGET = 0.95  # what calibration asks of stored vectors held out of the structure; real
-                           # questions measured 0.01-0.06 above them (docs/benchmarks.md, bench_scale)
-CALIBRATION_QUERIES = 200
+CALIBRATION_TARGET = 0.95  # what calibration asks of the query-like vectors (docs/benchmarks.md, bench_scale)
 EXACT_FILTER_MAX = 20_000  # an ANN search whose filter allows at most this many ids scores them exactly
 COMPACT_FRACTION = 0.1     # an HNSW graph is rebuilt when this share of its nodes are tombstones
 REGROW = 2                 # an approximate structure is rebuilt once the index has grown this many times
@@ -140,7 +139,7 @@ class AnnState:
     """What was measured and trained: saved with the index, shown by ``searcher info``."""
 
     recall: float | None = 1.0    # recall@10 against exact search over the same stored vectors
-    queries: int = 0              # stored vectors used as calibration queries
+    queries: int = 0              # query-like vectors the recall was measured with
     measured_at: int = 0          # vectors in the index when it was measured
     search_param: int = 0         # hnsw: efSearch; ivf, ivfpq: nprobe
     trained_on: int = 0           # vectors the quantizer / lists were trained on
@@ -351,26 +350,26 @@ class VectorIndex:
         return self.index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
 
     # ---- structure -----------------------------------------------------------------------------
-    def maintain(self, settings: AnnSettings, source: VectorBatches, progress: Progress | None = None) -> bool:
+    def maintain(self, settings: AnnSettings, source: VectorBatches, queries: Callable[[], np.ndarray],
+                 progress: Progress | None = None) -> bool:
         """Before a save: switch to the structure that now fits, compact a graph full of
         tombstones, or rebuild one that has doubled since it was built (IVF lists and int8 ranges
-        retrained, the search parameter calibrated again), from ``source``: the store's vectors.
-        Returns whether it rebuilt."""
+        retrained, the search parameter calibrated again with ``queries()``), from ``source``: the
+        store's vectors. Returns whether it rebuilt."""
         n = len(self)
         target = choose(n, self.dim, settings, self.spec)
         outgrown = n >= REGROW * max(1, self.state.built_for) and (
             self.kind != "flat" or (self.spec.dtype == "int8" and self.state.built_for < 65_536))
         if (target.kind != self.kind or target.dtype != self.spec.dtype or target.pq_m != self.spec.pq_m
                 or len(self.deleted) > COMPACT_FRACTION * max(1, self.index.ntotal) or outgrown):
-            self.rebuild(target, source, n, progress)
+            self.rebuild(target, source, n, queries, progress)
             return True
         return False
 
-    def rebuild(self, spec: AnnSpec, source: VectorBatches, n: int, progress: Progress | None = None) -> None:
+    def rebuild(self, spec: AnnSpec, source: VectorBatches, n: int, queries: Callable[[], np.ndarray],
+                progress: Progress | None = None) -> None:
         """Build ``spec`` from ``source`` (all live vectors, in batches): train on an even sample
-        when the structure needs training; add all but a few vectors spread over the store, calibrate
-        with those as queries, then add them too."""
-        faiss = _faiss()
+        when the structure needs training, add every vector, then calibrate with ``queries()``."""
         index = _new_index(spec, self.dim)
         trained_on = 0
         if not index.is_trained and n:
@@ -380,42 +379,39 @@ class VectorIndex:
             trained_on = len(sample)
         if spec.kind in ("ivf", "ivfpq"):
             _ivf_ready(index)
-        held = np.linspace(0, n - 1, min(CALIBRATION_QUERIES, n // 2)).astype(np.int64)
         done = 0
-        for ids, vecs in source():
-            keep = ~np.isin(np.arange(done, done + len(ids)), held)
-            index.add_with_ids(np.ascontiguousarray(vecs[keep], dtype=np.float32), np.ascontiguousarray(ids[keep]))
+        for ids, vecs in (_all_at_once(source, n, self.dim) if spec.kind == "hnsw" else source()):
+            index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.ascontiguousarray(ids))
             done += len(ids)
             if progress:
                 progress(done, n)
         self.index, self.spec, self.deleted, self._not_deleted = index, spec, np.zeros(0, np.int64), None
         self.state = AnnState(trained_on=trained_on, built_for=done)
         self._mapped, self._dirty = False, True
-        qids, queries = _rows(source, held) if len(held) else (np.zeros(0, np.int64), np.zeros((0, self.dim)))
-        self._calibrate(source, qids, queries)
-        if len(qids):
-            index.add_with_ids(queries, qids)
+        self._calibrate(source, queries)
 
-    def _calibrate(self, source: VectorBatches, qids: np.ndarray, queries: np.ndarray) -> None:
-        """Measure recall@10 against exact float search over ``source`` (the store's vectors, the
-        queries' own left out) for stored vectors that the structure does not hold yet, and keep the
-        smallest efSearch / nprobe that reaches ``CALIBRATION_TARGET``. Quantization loss counts as
-        lost recall. (A vector the graph holds is found far too easily: on random data 0.99 where
-        new queries get 0.80; midpoints of two stored vectors were as wrong the other way.)"""
+    def _calibrate(self, source: VectorBatches, queries: Callable[[], np.ndarray]) -> None:
+        """Measure recall@10 against exact float search over ``source`` (the store's vectors) for
+        query-like vectors, and keep the smallest efSearch / nprobe that reaches
+        ``CALIBRATION_TARGET``; quantization loss counts as lost recall. Not stored vectors: one the
+        structure holds is found far too easily, and ones held out of it are neighbours of their
+        near-duplicates, which no query is (at a million chunks, held-out ones needed efSearch 4096
+        for 0.93 where real questions had 0.975 at 1024; docs/benchmarks.md, bench_scale)."""
         n = len(self)
-        if (self.kind == "flat" and self.spec.dtype == "float32") or not len(qids):
+        if (self.kind == "flat" and self.spec.dtype == "float32") or not n:
             self.state = replace(self.state, recall=1.0 if self.kind == "flat" else None, queries=0,
                                  measured_at=n, search_param=0 if self.kind == "flat" else 64)
             return
-        truth = _exact_ids(source, queries, 10, exclude=qids)
+        q = np.ascontiguousarray(queries(), dtype=np.float32)
+        truth = _exact_ids(source, q, 10)
         ladder = {"flat": [0], "hnsw": [p for p in _LADDER if p <= max(n, 16)]}.get(
             self.kind, sorted({min(p, self.spec.nlist) for p in (1, 2, 4, 8, *_LADDER)}))
 
         def recall_at(p: int) -> float:
-            return _recall_at_10(self.index.search(queries, 10, params=self._params(None, p))[1], truth)
+            return _recall_at_10(self.index.search(q, 10, params=self._params(None, p))[1], truth)
 
         param = next((p for p in ladder if recall_at(p) >= CALIBRATION_TARGET), ladder[-1])
-        self.state = replace(self.state, recall=round(recall_at(param), 4), queries=len(qids), measured_at=n,
+        self.state = replace(self.state, recall=round(recall_at(param), 4), queries=len(q), measured_at=n,
                              search_param=param)
 
     # ---- persistence ---------------------------------------------------------------------------
@@ -492,6 +488,23 @@ def _ivf_ids(ivf) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def _all_at_once(source: VectorBatches, n: int, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The ``n`` vectors of ``source`` as one batch. FAISS links the nodes of one ``add`` in random
+    order within each level, but batches in store order (by document, so neighbours arrive together)
+    make a far worse graph: at a million chunks, recall@10 at efSearch 512 was 0.947 when added 8,192
+    at a time, 0.950 in adds of 131,072, 0.986 in one add (docs/benchmarks.md). Costs one float32
+    copy of the vectors while the graph is built."""
+    ids, vecs, done = np.empty(n, np.int64), np.empty((n, dim), np.float32), 0
+    for batch_ids, batch in source():
+        if done + len(batch_ids) > len(ids):     # ``n`` was short: make room rather than fail
+            extra = max(len(ids), len(batch_ids))
+            ids, vecs = np.concatenate([ids, np.empty(extra, np.int64)]), np.vstack([vecs, np.empty((extra, dim), np.float32)])
+        ids[done:done + len(batch_ids)], vecs[done:done + len(batch_ids)] = batch_ids, batch
+        done += len(batch_ids)
+    if done:
+        yield ids[:done], vecs[:done]
+
+
 def _sample(source: VectorBatches, n: int, want: int) -> np.ndarray:
     """About ``want`` vectors spread evenly over ``source`` (ordered by id, hence by document)."""
     step = max(1, n // max(1, want))
@@ -503,24 +516,12 @@ def _sample(source: VectorBatches, n: int, want: int) -> np.ndarray:
     return np.ascontiguousarray(np.vstack(parts)) if parts else np.zeros((0, 0), np.float32)
 
 
-def _rows(source: VectorBatches, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of the rows at these sorted positions of ``source``."""
-    ids, vecs, seen = [], [], 0
-    for bids, bvecs in source():
-        local = positions[(positions >= seen) & (positions < seen + len(bids))] - seen
-        ids.append(bids[local])
-        vecs.append(np.asarray(bvecs[local], dtype=np.float32))
-        seen += len(bids)
-    return np.concatenate(ids), np.ascontiguousarray(np.vstack(vecs))
-
-
-def _exact_ids(source: VectorBatches, queries: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
-    """Ids of each query's ``k`` highest inner products over ``source`` but ``exclude``, best first."""
+def _exact_ids(source: VectorBatches, queries: np.ndarray, k: int) -> np.ndarray:
+    """Ids of each query's ``k`` highest inner products over ``source``, best first."""
     best_s = np.full((len(queries), 0), -np.inf, np.float32)
     best_i = np.zeros((len(queries), 0), np.int64)
     for ids, vecs in source():
-        keep = ~np.isin(ids, exclude)
-        ids, vecs = ids[keep], np.asarray(vecs[keep], dtype=np.float32)
+        vecs = np.asarray(vecs, dtype=np.float32)
         s = np.hstack([best_s, queries @ vecs.T])
         i = np.hstack([best_i, np.broadcast_to(ids, (len(queries), len(ids)))])
         top = np.argpartition(-s, min(k, s.shape[1]) - 1, axis=1)[:, :k] if s.shape[1] else np.zeros((len(s), 0), int)
