@@ -71,10 +71,11 @@ def _client(config: VectorStoreConfig, token: str | None):
     for name in ("pymilvus", "milvus_lite"):
         logging.getLogger(name).setLevel(logging.CRITICAL)   # failures are reported as SearcherError
     try:
-        with _LITE_LOCK:
+        if not config.lite:
+            return MilvusClient(config.uri or "", **kwargs)
+        with _LITE_LOCK:    # not while the last client of the file stops its server
             client = MilvusClient(config.uri or "", **kwargs)
-            if config.lite:
-                _LITE_CLIENTS[config.uri or ""] += 1
+            _LITE_CLIENTS[config.uri or ""] += 1
             return client
     except Exception as exc:  # noqa: BLE001 - connection, auth, TLS and lite start-up failures alike
         if config.lite:
