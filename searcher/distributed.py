@@ -21,6 +21,7 @@ rows in order and survive a killed worker.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,8 +110,8 @@ class RayEncoder:
             return np.vstack(list(pool.map(lambda actor, part: actor.encode.remote(part), calls)))
         except RayActorError as exc:   # e.g. a worker whose model differs: its actor cannot start
             self.close()
-            raise SearcherError(f"Ray workers at {self.address} cannot embed: {str(exc).strip().splitlines()[-1]}") \
-                from None
+            reason = re.sub(r"^[\w.]*(Error|Exception): ", "", str(exc).strip().splitlines()[-1])
+            raise SearcherError(f"Ray workers at {self.address} cannot embed: {reason}") from None
 
     def close(self) -> None:
         """Release the actors (and their models); a later ``encode`` starts new ones."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -134,6 +135,28 @@ def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
     assert result["vectors"].shape == (len(texts), encoder.dim)
     assert _cosines(result["vectors"], encoder.encode(texts)).min() >= 0.99999   # row by row, in order
     ray_encoder.close()
+
+
+def test_a_worker_whose_model_has_other_weights_is_a_clear_error(tmp_path: Path, local_ray, tiny_model: Path):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from searcher import SearcherError
+    from searcher.distributed import RayEncoder
+    from searcher.embedding import load_encoder
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    local = load_encoder(str(model))
+    assert local.info.fingerprint                   # the driver's weights, taken before the change
+    changed = SentenceTransformer(str(model), device="cpu")
+    with torch.no_grad():
+        for weights in changed.parameters():
+            weights.add_(0.01)
+    changed.save(str(model))                        # what the workers will load under the same name
+    with pytest.raises(SearcherError, match="^Ray workers at local cannot embed: the Ray worker's model .* has "
+                                            "other weights than the driver's"):
+        RayEncoder(local, "local").encode(["a text to embed"])
 
 
 def test_a_killed_driver_keeps_its_committed_batches_and_a_rerun_resumes(tmp_path: Path):
