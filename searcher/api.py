@@ -26,7 +26,8 @@ from .query_encoder import SAMPLE_CHUNKS, export as export_query_encoder, load_q
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
 from .vectors import AnnSettings, saved_info
-from .vectorstores import VectorStore, VectorStoreConfig, create_vectors, discard_vectors, open_vectors
+from .vectorstores import (VectorStore, VectorStoreConfig, close_vectors, create_vectors, discard_vectors,
+                           open_vectors)
 
 if TYPE_CHECKING:   # the write path's modules load when a write starts: a search does not pay for them
     from .distributed import RayEncoder
@@ -195,7 +196,7 @@ class Searcher:
             self._encoder_for(config)   # a wrong --model is an error even when nothing needs embedding
         store = self._open_store()
         if config.vector_store.remote:
-            self._vectors = None   # a shared store: the writer starts from what it really holds
+            self._drop_vectors()   # a shared store: the writer starts from what it really holds
         with store.snapshot():
             vectors = self._synced_vectors(store, writing=True)
         return Writer(store, vectors, lambda: self._index_encoder(config), config.chunking)
@@ -211,12 +212,25 @@ class Searcher:
             self._ray_encoder = RayEncoder(encoder, self._ray_address)
         return self._ray_encoder
 
+    def _release_ray(self) -> None:
+        """End the run's Ray workers (each held the model for the whole run)."""
+        if self._ray_encoder is not None:
+            self._ray_encoder.close()
+            self._ray_encoder = None
+
+    def _drop_vectors(self) -> None:
+        """Forget the open vector store (the next search opens it again), releasing its connection."""
+        if self._vectors is not None:
+            close_vectors(self._vectors)
+        self._vectors, self._vectors_gen = None, -1
+
     def _synced_vectors(self, store: Store, writing: bool = False) -> VectorStore:
         """The vector store as of the current snapshot: opened, then caught up with the store's
         later commits (or rebuilt from the store when it cannot be caught up)."""
         gen = store.generation()
         config = self._read_config()
         if self._vectors is None or self._vectors_gen < store.tombstones_pruned_through():
+            self._drop_vectors()
             self._vectors, self._vectors_gen = open_vectors(
                 config.vector_store, self.path, config.model.dim, gen, store.tombstones_pruned_through(),
                 writing=writing, token=self._milvus_token)
@@ -245,8 +259,10 @@ class Searcher:
                 writer.finish(self.path)
                 self._vectors_gen = self._open_store().generation()
             except BaseException:
-                self._vectors, self._vectors_gen = None, -1   # reload from what was committed
+                self._drop_vectors()   # reload from what was committed
                 raise
+            finally:
+                self._release_ray()
             if export and self._read_config().query_encoder is None:
                 self._export_query_encoder()
         return result
@@ -385,8 +401,9 @@ class Searcher:
                     target.add(ids, vecs)
                     moved += len(ids)
             target.save(self.path, gen)
+            close_vectors(target)
             self._config = update_manifest(self.path, "vector_store", to.to_dict())
-            self._vectors, self._vectors_gen = None, -1
+            self._drop_vectors()
             try:
                 discard_vectors(old, self.path, self._milvus_token)
                 left = None
@@ -446,6 +463,10 @@ class Searcher:
         return {"indexed": docs, "skipped": skipped}
 
     def close(self) -> None:
+        """Release the index's files, connections and Ray workers; the next call reopens what it needs
+        (a milvus-lite file can then be opened by another process meanwhile)."""
+        self._drop_vectors()
+        self._release_ray()
         if self._store is not None:
             self._store.close()
             self._store = None

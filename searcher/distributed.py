@@ -1,16 +1,29 @@
-"""Distributed embedding with Ray Data: the texts an indexing batch must embed go through
-``map_batches`` to a pool of Ray actors, each loading the index's model once.
+"""Distributed embedding on Ray: a pool of long-lived Ray actors, each loading the index's model
+once for the whole indexing run, embeds the texts of every indexing step.
 
 ``RayEncoder`` has the ``Encoder`` interface the indexing ``Writer`` uses: ``encode`` runs on the
 cluster, tokenization (``token_spans``, for chunking) stays with the local model. Each worker checks
 that its model has the same weights (fingerprint) as the driver's, so vectors are the ones local
-encoding gives. Ray restarts a killed actor and retries its batch; the Writer commits every batch,
-so a killed driver loses at most the batch in flight and the next run resumes.
+encoding gives. Ray restarts a killed actor and retries its call; the Writer commits every step, so
+a killed driver loses at most the step in flight and the next run resumes. ``close`` (called when
+the run ends) releases the actors; Ray also ends them with the driver process.
+
+Why actors and not Ray Data ``map_batches``: a Ray Data dataset is a fixed input planned when it
+executes, and its actor pool lives only as long as that one execution. The Writer produces its
+texts one step at a time and needs each step's vectors before it commits and reads on, so a
+dataset per step started a new pool (and loaded the model again in every actor) at every step.
+One dataset for the run would need a source the driver feeds as it goes — read tasks blocking on
+a queue actor — which breaks Ray Data's retries (a re-run read task cannot re-read what its failed
+attempt took from the queue) and its backpressure. Long-lived actors with ``max_restarts=-1,
+max_task_retries=-1`` behind ``ray.util.ActorPool`` keep the model loaded across steps, keep the
+rows in order and survive a killed worker.
 """
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +38,6 @@ def connect(address: str) -> None:
     here), unless this process already has; quiet, since indexing has its own progress bar."""
     try:
         import ray
-        import ray.data
     except ImportError:
         raise SearcherError("--ray-address needs Ray: pip install 'searcher[ray]'") from None
     if not ray.is_initialized():
@@ -35,53 +47,49 @@ def connect(address: str) -> None:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise SearcherError(f"--ray-address {address}: cannot join a Ray cluster ({str(exc).splitlines()[0]}); "
                                 "give auto, ray://HEAD:10001 or local") from None
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
 
 
 class _EmbedWorker:
-    """A Ray Data actor holding one copy of the model; ``RayEncoder`` subclasses it per model, so the
-    actor needs no constructor arguments (which Ray would keep in its object store for restarts)."""
+    """A Ray actor holding one copy of the model for the life of a ``RayEncoder``."""
 
-    model: str
-    batch_size: int
-    precision: str
-    fingerprint: str
-
-    def __init__(self) -> None:
-        self.encoder = load_encoder(self.model, self.batch_size, self.precision)
-        if self.encoder.info.fingerprint != self.fingerprint:
-            raise SearcherError(f"the Ray worker's model '{self.model}' has other weights than the driver's; "
+    def __init__(self, model: str, batch_size: int, precision: str, fingerprint: str) -> None:
+        self.encoder = load_encoder(model, batch_size, precision)
+        if self.encoder.info.fingerprint != fingerprint:
+            raise SearcherError(f"the Ray worker's model '{model}' has other weights than the driver's; "
                                 "install the same model on every node")
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"row": batch["row"], "vector": self.encoder.encode([str(t) for t in batch["text"]])}
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode(texts)
 
 
 class RayEncoder:
     """Embeds on a Ray cluster with the local encoder's model; everything else is the local encoder's.
 
-    The cluster is joined at the first ``encode``, not here: the indexer builds its encoder from
-    whichever thread needs it first (its reader thread tokenizes for chunking), and Ray must be
-    started from the thread that then drives it."""
+    The cluster is joined and the actors started at the first ``encode``, not here: the indexer
+    builds its encoder from whichever thread needs it first (its reader thread tokenizes for
+    chunking), and Ray must be started from the thread that then drives it."""
 
     def __init__(self, local: Encoder, address: str, workers: int | None = None):
         self.local = local
         self.address = address
         self.workers = workers
-        self._worker_class = type("_EmbedWorker", (_EmbedWorker,), {
-            "model": local.name, "batch_size": local.batch_size, "precision": local.precision,
-            "fingerprint": local.info.fingerprint})
+        self._actors: list[Any] = []
+        self._pool: Any = None
 
-    def _connect(self) -> int:
-        if self.workers is None:
+    def _start(self) -> Any:
+        """The actor pool, one model-holding actor per worker (per cluster CPU unless given)."""
+        if self._pool is None:
             connect(self.address)
             import ray
+            from ray.util import ActorPool
 
-            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        return self.workers
+            if self.workers is None:
+                self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            worker = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(_EmbedWorker)
+            self._actors = [worker.remote(self.local.name, self.local.batch_size, self.local.precision,
+                                          self.local.info.fingerprint) for _ in range(self.workers)]
+            self._pool = ActorPool(self._actors)
+        return self._pool
 
     @property
     def info(self) -> ModelInfo:
@@ -94,14 +102,22 @@ class RayEncoder:
         """Unit-length float32 vectors, one row per text, in the order given."""
         if not texts:
             return np.zeros((0, self.local.dim), dtype=np.float32)
-        workers = self._connect()
-        import ray.data
+        pool = self._start()
+        from ray.exceptions import RayActorError
 
-        ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)])
-        embedded = ds.map_batches(
-            self._worker_class, batch_size=ROWS_PER_CALL, batch_format="numpy", num_cpus=1,
-            compute=ray.data.ActorPoolStrategy(size=min(workers, -(-len(texts) // ROWS_PER_CALL))))
-        out = np.zeros((len(texts), self.local.dim), dtype=np.float32)
-        for batch in embedded.iter_batches(batch_format="numpy", batch_size=None):
-            out[batch["row"]] = batch["vector"]
-        return out
+        calls = [list(texts[i:i + ROWS_PER_CALL]) for i in range(0, len(texts), ROWS_PER_CALL)]
+        try:
+            return np.vstack(list(pool.map(lambda actor, part: actor.encode.remote(part), calls)))
+        except RayActorError as exc:   # e.g. a worker whose model differs: its actor cannot start
+            self.close()
+            reason = re.sub(r"^[\w.]*(Error|Exception): ", "", str(exc).strip().splitlines()[-1])
+            raise SearcherError(f"Ray workers at {self.address} cannot embed: {reason}") from None
+
+    def close(self) -> None:
+        """Release the actors (and their models); a later ``encode`` starts new ones."""
+        if self._actors:
+            import ray
+
+            for actor in self._actors:
+                ray.kill(actor)
+        self._actors, self._pool = [], None

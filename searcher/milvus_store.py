@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +34,8 @@ STATE_ROW = 0
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 IVF_PARAMS = {"nlist": 1024}
 F = TypeVar("F", bound=Callable[..., Any])
+_LITE_CLIENTS: Counter[str] = Counter()     # open clients per milvus-lite file in this process
+_LITE_LOCK = threading.Lock()
 
 
 def _milvus_errors(method: F) -> F:
@@ -67,7 +71,12 @@ def _client(config: VectorStoreConfig, token: str | None):
     for name in ("pymilvus", "milvus_lite"):
         logging.getLogger(name).setLevel(logging.CRITICAL)   # failures are reported as SearcherError
     try:
-        return MilvusClient(config.uri or "", **kwargs)
+        if not config.lite:
+            return MilvusClient(config.uri or "", **kwargs)
+        with _LITE_LOCK:    # not while the last client of the file stops its server
+            client = MilvusClient(config.uri or "", **kwargs)
+            _LITE_CLIENTS[config.uri or ""] += 1
+            return client
     except Exception as exc:  # noqa: BLE001 - connection, auth, TLS and lite start-up failures alike
         if config.lite:
             raise SearcherError(f"--milvus-uri {config.uri}: cannot open the milvus-lite file ({_first_line(exc)}); "
@@ -75,6 +84,22 @@ def _client(config: VectorStoreConfig, token: str | None):
                                 "or use a Milvus server for concurrent indexing and searching") from None
         raise SearcherError(f"--milvus-uri {config.uri}: cannot connect to Milvus ({_first_line(exc)}); check "
                             f"the address, the token (--milvus-token or ${TOKEN_ENV}) and TLS options") from None
+
+
+def _close_client(client: Any, config: VectorStoreConfig) -> None:
+    """Close a client. The last one on a milvus-lite file also stops the file's in-process server,
+    which unlocks the file: milvus-lite serves one process at a time, and another process (a
+    ``searcher`` command, say) may then open it."""
+    client.close()
+    if not config.lite:
+        return
+    from milvus_lite.server_manager import server_manager_instance
+
+    with _LITE_LOCK:
+        _LITE_CLIENTS[config.uri or ""] -= 1
+        if _LITE_CLIENTS[config.uri or ""] <= 0:
+            del _LITE_CLIENTS[config.uri or ""]
+            server_manager_instance.release_server(config.uri or "")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -246,10 +271,21 @@ class MilvusVectors:
                 self.client.flush(self.state)
         self.writing = False
 
+    def close(self) -> None:
+        """Release the connection (and a milvus-lite file no other store here has open)."""
+        if self.client is not None:
+            _close_client(self.client, self.config)
+            self.client = None
+
 
 def drop_collections(config: VectorStoreConfig, token: str | None = None, *, client: Any = None) -> None:
     """Delete an index's collections from Milvus (its state first: a half-dropped store is rebuilt)."""
+    own = client is None
     client = client or _client(config, token)
-    for name in (f"{config.collection}_state", config.collection or ""):
-        if client.has_collection(name):
-            client.drop_collection(name)
+    try:
+        for name in (f"{config.collection}_state", config.collection or ""):
+            if client.has_collection(name):
+                client.drop_collection(name)
+    finally:
+        if own:
+            _close_client(client, config)

@@ -136,6 +136,15 @@ def create_vectors(config: VectorStoreConfig, dim: int, token: str | None = None
     return VectorIndex(dim)
 
 
+def close_vectors(store: VectorStore) -> None:
+    """Release what an open store holds outside this object: a Milvus connection, and a milvus-lite
+    file once no store in this process has it open. A FAISS index holds nothing to release."""
+    from .milvus_store import MilvusVectors
+
+    if isinstance(store, MilvusVectors):
+        store.close()
+
+
 def discard_vectors(config: VectorStoreConfig, folder: Path, token: str | None = None) -> None:
     """Delete a store the index no longer uses (after a migration has switched the manifest)."""
     if config.kind == "milvus":

@@ -107,3 +107,13 @@ def store_config(kind: str, folder: Path):
 def vector_store(request, tmp_path: Path):
     """Run a test once per vector store."""
     return store_config(request.param, tmp_path)
+
+
+def create_index(path: Path, vector_store) -> None:
+    """An empty index at ``path`` keeping its vectors in ``vector_store``, for a command that would
+    create a FAISS index (``eval``, ``serve``). It is closed again, so another process can open a
+    milvus-lite file."""
+    from searcher import Searcher
+
+    with Searcher(path, vector_store=vector_store) as s:
+        s.delete(s.add(["a placeholder that only creates the index"]))

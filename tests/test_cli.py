@@ -1,4 +1,7 @@
-"""The real ``searcher`` command in fresh processes: output formats, help, and one-line errors."""
+"""The real ``searcher`` command in fresh processes: output formats, help, and one-line errors.
+
+The tests on the ``built`` index run once per vector store (FAISS, and Milvus through milvus-lite,
+which the test process never opens, so each command can)."""
 from __future__ import annotations
 
 import json
@@ -6,16 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import NOTES, run_cli
+from .conftest import NOTES, STORES, run_cli
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[Path, Path]:
+@pytest.fixture(scope="module", params=STORES)
+def built(request, tmp_path_factory) -> tuple[Path, Path]:
     from .conftest import NOTES, write_tree
 
+    if request.param == "milvus":
+        pytest.importorskip("milvus_lite")
     base = tmp_path_factory.mktemp("cli")
     notes = write_tree(base / "notes", NOTES)
-    r = run_cli("index", str(notes), "--index", str(base / "idx"), "--json")
+    store = ["--milvus-uri", str(base / "milvus.db")] if request.param == "milvus" else []
+    r = run_cli("index", str(notes), "--index", str(base / "idx"), *store, "--json")
     assert r.returncode == 0, r.stderr
     return notes, base / "idx"
 
@@ -54,8 +60,9 @@ def test_info(built):
     _, idx = built
     r = run_cli("info", "--index", str(idx))
     assert r.returncode == 0, r.stderr
-    assert "all-MiniLM-L6-v2" in r.stdout and "exact (FAISS" in r.stdout and "MiB" in r.stdout
     data = json.loads(run_cli("info", "--index", str(idx), "--json").stdout)
+    ann = "exact (FAISS" if data["vector_store"] == "faiss" else "milvus collection searcher_"
+    assert "all-MiniLM-L6-v2" in r.stdout and ann in r.stdout and "MiB" in r.stdout
     assert data["files"] >= 5 and data["model"]["dim"] == 384 and data["disk_bytes"] > 0
 
 
@@ -68,6 +75,7 @@ def test_info(built):
     (["index", ".", "--max-file-size", "lots"], "--max-file-size"),
     (["search", "x", "--name", "../escape"], "--name"),
 ])
+@pytest.mark.parametrize("built", ["faiss"], indirect=True)   # found before any vector is read
 def test_errors_are_one_line_without_traceback(built, args, needle):
     _, idx = built
     if args[0] == "search" and "--index" not in args and "--name" not in args:

@@ -1,4 +1,7 @@
-"""Index a real folder with the real model, search it, and re-index it incrementally."""
+"""Index a real folder with the real model, search it, and re-index it incrementally.
+
+Every test runs once per vector store (the ``vector_store`` fixture: FAISS, and Milvus through
+milvus-lite), except the two about the FAISS file in the index folder."""
 from __future__ import annotations
 
 import dataclasses
@@ -53,14 +56,14 @@ def test_incremental_reindex_reembeds_only_changed_text(tmp_path: Path, notes: P
     assert again.count("unchanged") == 5 and again.embedded == 0
 
 
-def test_editing_one_paragraph_of_a_long_file_reembeds_few_chunks(tmp_path: Path):
+def test_editing_one_paragraph_of_a_long_file_reembeds_few_chunks(tmp_path: Path, vector_store):
     folder = tmp_path / "docs"
     folder.mkdir()
     paras = [f"Paragraph {i} describes component {i} of the system in enough words to matter. " * 4
              for i in range(40)]
     f = folder / "long.md"
     f.write_text("\n\n".join(paras))
-    s = Searcher(tmp_path / "idx")
+    s = Searcher(tmp_path / "idx", vector_store=vector_store)
     first = s.index(folder).files[0]
     assert first.chunks >= 10
     paras[20] = "This paragraph was rewritten completely to talk about something else entirely."
@@ -69,14 +72,14 @@ def test_editing_one_paragraph_of_a_long_file_reembeds_few_chunks(tmp_path: Path
     assert second.status == "updated" and 1 <= second.embedded <= 3
 
 
-def test_skips_are_reported_with_reasons(tmp_path: Path):
+def test_skips_are_reported_with_reasons(tmp_path: Path, vector_store):
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "ok.md").write_text("A perfectly fine note about databases.\n")
     (folder / "binary.txt").write_bytes(bytes(range(256)) * 8)
     (folder / "empty.txt").write_text("")
     (folder / "image.jpg").write_bytes(b"\xff\xd8\xff")
-    report = Searcher(tmp_path / "idx").index(folder)
+    report = Searcher(tmp_path / "idx", vector_store=vector_store).index(folder)
     by = _by_path(report)
     assert by["ok.md"].status == "added"
     assert (by["binary.txt"].status, by["binary.txt"].reason) == ("skipped", "binary file")
@@ -85,10 +88,10 @@ def test_skips_are_reported_with_reasons(tmp_path: Path):
     assert report.summary()["skipped_reasons"] == {"binary file": 1, "empty file": 1, "unsupported file type": 1}
 
 
-def test_file_that_becomes_unreadable_keeps_its_previous_version(tmp_path: Path, notes: Path):
+def test_file_that_becomes_unreadable_keeps_its_previous_version(tmp_path: Path, notes: Path, vector_store):
     if os.geteuid() == 0:
         pytest.skip("root can read files without permission bits")
-    s = Searcher(tmp_path / "idx")
+    s = Searcher(tmp_path / "idx", vector_store=vector_store)
     s.index(notes)
     p = notes / "ops" / "logging.md"
     p.write_text(p.read_text() + "\nmore\n")
@@ -123,6 +126,8 @@ def test_add_delete_and_metadata(tmp_path: Path, vector_store):
     assert s.info()["documents"] == 2   # nothing written
 
 
+# FAISS only: about the vector file in the index folder (a Milvus store is caught up or rebuilt
+# from SQLite by generation: tests/test_milvus.py)
 def test_vector_index_is_rebuilt_from_sqlite(tmp_path: Path, notes: Path):
     idx = tmp_path / "idx"
     s = Searcher(idx)
@@ -133,6 +138,7 @@ def test_vector_index_is_rebuilt_from_sqlite(tmp_path: Path, notes: Path):
     assert [(h.id, round(h.score, 5)) for h in Searcher(idx).search("backups on sunday", k=5)] == before
 
 
+# FAISS only, as above
 def test_stale_vector_file_catches_up_with_the_store(tmp_path: Path, notes: Path):
     idx = tmp_path / "idx"
     s = Searcher(idx)
@@ -151,9 +157,10 @@ def test_stale_vector_file_catches_up_with_the_store(tmp_path: Path, notes: Path
     assert all(not h.path.endswith("bread.md") for h in fresh.search("sourdough", k=10))
 
 
-def test_model_mismatch_and_chunking_mismatch_are_errors(tmp_path: Path, notes: Path, tiny_model: Path):
+def test_model_mismatch_and_chunking_mismatch_are_errors(tmp_path: Path, notes: Path, tiny_model: Path,
+                                                        vector_store):
     idx = tmp_path / "idx"
-    Searcher(idx).index(notes)
+    Searcher(idx, vector_store=vector_store).index(notes)
     with pytest.raises(SearcherError, match="different model"):
         Searcher(idx, model=str(tiny_model)).search("logs")
     with pytest.raises(SearcherError, match="different model"):
@@ -174,37 +181,37 @@ def test_other_model_builds_and_searches_its_own_index(tmp_path: Path, notes: Pa
 
 
 @pytest.mark.parametrize("query,k,msg", [("   ", 5, "query is empty"), ("logs", 0, "k must be")])
-def test_bad_queries(tmp_path: Path, notes: Path, query: str, k: int, msg: str):
-    s = Searcher(tmp_path / "idx")
+def test_bad_queries(tmp_path: Path, notes: Path, query: str, k: int, msg: str, vector_store):
+    s = Searcher(tmp_path / "idx", vector_store=vector_store)
     s.index(notes)
     with pytest.raises(SearcherError, match=msg):
         s.search(query, k=k)
 
 
-def test_missing_index_missing_folder_empty_folder(tmp_path: Path):
+def test_missing_index_missing_folder_empty_folder(tmp_path: Path, vector_store):
     with pytest.raises(SearcherError, match="no index at"):
         Searcher(tmp_path / "nope").search("x")
     with pytest.raises(SearcherError, match="no such file or folder"):
-        Searcher(tmp_path / "idx").index(tmp_path / "missing")
+        Searcher(tmp_path / "idx", vector_store=vector_store).index(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(SearcherError, match="nothing to index"):
-        Searcher(tmp_path / "idx").index(tmp_path / "empty")
+        Searcher(tmp_path / "idx", vector_store=vector_store).index(tmp_path / "empty")
     assert not (tmp_path / "idx" / "manifest.json").exists() or Searcher(tmp_path / "idx").info()["files"] == 0
 
 
-def test_index_of_another_schema_version_is_a_clear_error(tmp_path: Path, notes: Path):
+def test_index_of_another_schema_version_is_a_clear_error(tmp_path: Path, notes: Path, vector_store):
     import sqlite3
 
     idx = tmp_path / "idx"
-    Searcher(idx).index(notes)
+    Searcher(idx, vector_store=vector_store).index(notes)
     with sqlite3.connect(idx / "searcher.db") as c:
         c.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
     with pytest.raises(SearcherError, match="schema version 1 is not the version"):
         Searcher(idx).search("logs")
 
 
-def test_out_of_range_filters_are_clear_errors(tmp_path: Path, notes: Path):
-    s = Searcher(tmp_path / "idx")
+def test_out_of_range_filters_are_clear_errors(tmp_path: Path, notes: Path, vector_store):
+    s = Searcher(tmp_path / "idx", vector_store=vector_store)
     s.index(notes)
     with pytest.raises(SearcherError, match="POSIX seconds"):
         s.search("logs", filters={"modified_after": 1e300})
@@ -212,10 +219,10 @@ def test_out_of_range_filters_are_clear_errors(tmp_path: Path, notes: Path):
         s.search("logs", filters={"metadata": {"n": 2**70}})
 
 
-def test_index_path_that_is_a_file_is_a_clear_error(tmp_path: Path, notes: Path):
+def test_index_path_that_is_a_file_is_a_clear_error(tmp_path: Path, notes: Path, vector_store):
     f = tmp_path / "not-a-folder"
     f.write_text("x")
     for call in (lambda s: s.search("logs"), lambda s: s.index(notes), lambda s: s.add(["text"])):
         with pytest.raises(SearcherError, match="is a file, not an index folder"):
-            call(Searcher(f))
+            call(Searcher(f, vector_store=vector_store))
     assert f.read_text() == "x"

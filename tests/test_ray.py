@@ -1,11 +1,12 @@
-"""Embedding on Ray (local mode, 2 CPUs): a slice of a real collection indexed through Ray Data gives
-the vectors local encoding gives, a Ray worker killed mid-run does not stop the run, and a killed
-driver loses only the batch in flight."""
+"""Embedding on Ray (local mode, 2 CPUs): a slice of a real collection indexed through Ray gives the
+vectors local encoding gives, each worker loads the model once per indexing run, a Ray worker killed
+mid-run does not stop the run, and a killed driver loses only the batch in flight."""
 from __future__ import annotations
 
 import gzip
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -70,7 +71,8 @@ def test_index_through_ray_gives_the_vectors_of_local_encoding(tmp_path: Path, l
 
 
 def _map_workers() -> list[int]:
-    """Pids of the Ray Data actors running our embedding class (Ray titles its processes)."""
+    """Pids of the Ray actors holding our model (Ray titles an actor's process ``ray::<class>...``,
+    a Ray Data actor's ``ray::MapWorker(MapBatches(<class>))...``)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -78,9 +80,37 @@ def _map_workers() -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"MapWorker" in cmdline and b"_EmbedWorker" in cmdline:
+            if cmdline.startswith(b"ray::") and b"_EmbedWorker" in cmdline:
                 pids.append(int(entry.name))
     return pids
+
+
+def test_each_worker_loads_the_model_once_per_indexing_run(tmp_path: Path, local_ray):
+    # 600 distinct one-chunk texts: the run embeds them in three steps of at most 256 chunks
+    texts = [f"{i}. {text[:400]}" for i, text in enumerate(_documents(600).values())]
+    ending = set(_map_workers())                    # actors of an earlier test, still shutting down
+    started: set[int] = set()
+    indexed = threading.Event()
+
+    def watch() -> None:
+        while not indexed.is_set():
+            started.update(set(_map_workers()) - ending)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        s = Searcher(tmp_path / "idx", ray_address="local")
+        s.add(texts)
+    finally:
+        indexed.set()
+        watcher.join()
+    assert s.info()["chunks"] == len(texts) > 2 * 256
+    assert len(started) == int(ray.cluster_resources()["CPU"])   # one model-holding process per worker
+    deadline = time.monotonic() + 60
+    while set(_map_workers()) & started:            # released when the run ended
+        assert time.monotonic() < deadline, "the run's Ray workers outlived it"
+        time.sleep(0.2)
 
 
 def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
@@ -104,6 +134,29 @@ def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
     assert workers[0] not in _map_workers()
     assert result["vectors"].shape == (len(texts), encoder.dim)
     assert _cosines(result["vectors"], encoder.encode(texts)).min() >= 0.99999   # row by row, in order
+    ray_encoder.close()
+
+
+def test_a_worker_whose_model_has_other_weights_is_a_clear_error(tmp_path: Path, local_ray, tiny_model: Path):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from searcher import SearcherError
+    from searcher.distributed import RayEncoder
+    from searcher.embedding import load_encoder
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    local = load_encoder(str(model))
+    assert local.info.fingerprint                   # the driver's weights, taken before the change
+    changed = SentenceTransformer(str(model), device="cpu")
+    with torch.no_grad():
+        for weights in changed.parameters():
+            weights.add_(0.01)
+    changed.save(str(model))                        # what the workers will load under the same name
+    with pytest.raises(SearcherError, match="^Ray workers at local cannot embed: the Ray worker's model .* has "
+                                            "other weights than the driver's"):
+        RayEncoder(local, "local").encode(["a text to embed"])
 
 
 def test_a_killed_driver_keeps_its_committed_batches_and_a_rerun_resumes(tmp_path: Path):

@@ -1,4 +1,7 @@
-"""Hybrid search, Chinese keywords, filters inside the search, grouping, reranking and eval."""
+"""Hybrid search, Chinese keywords, filters inside the search, grouping, reranking and eval.
+
+Every test that builds an index runs once per vector store (FAISS, and Milvus through milvus-lite):
+the module's fixtures are parametrised by store, the other tests take ``vector_store``."""
 from __future__ import annotations
 
 import json
@@ -11,7 +14,7 @@ import pytest
 from searcher import Searcher, SearcherError
 from searcher.records import Filters
 
-from .conftest import STORES, run_cli, store_config, write_tree
+from .conftest import STORES, create_index, run_cli, store_config, write_tree
 
 ERRORS = {f"errors/e{i}.txt": f"Service failure code ERR_0x{c}: the upstream returned an error and the request "
                               "was aborted after the retry budget ran out."
@@ -48,7 +51,7 @@ def test_paraphrase_only_dense_can_answer(corpus):
     assert s.search(query, k=1)[0].path.endswith("car.md")
 
 
-def test_chinese_query_finds_chinese_passage_with_the_english_model(tmp_path: Path):
+def test_chinese_query_finds_chinese_passage_with_the_english_model(tmp_path: Path, vector_store):
     docs = {
         "logs.txt": "日志轮转由 logrotate 每晚执行。要保留更多天的日志，请修改配置文件中的保留数量。",
         "backup.txt": "数据库备份在每周日凌晨两点运行，备份文件会复制到异地存储桶。",
@@ -56,7 +59,7 @@ def test_chinese_query_finds_chinese_passage_with_the_english_model(tmp_path: Pa
         "bread.txt": "面包需要先发酵一夜，然后在二百三十度的烤箱中烘烤四十分钟。",
         "english.md": "Backups of the database run every Sunday night.",
     }
-    s = Searcher(tmp_path / "idx")
+    s = Searcher(tmp_path / "idx", vector_store=vector_store)
     s.index(write_tree(tmp_path / "zh", docs))
     from searcher.embedding import load_encoder
     from searcher.query import dense_weight
@@ -133,9 +136,9 @@ def test_group_by_file_and_min_score(tmp_path: Path, vector_store):
     assert dense and all(h.score >= 0.3 for h in dense) and all(not h.path.endswith("cats.md") for h in dense)
 
 
-def test_keyword_index_follows_updates_and_deletes(tmp_path: Path):
+def test_keyword_index_follows_updates_and_deletes(tmp_path: Path, vector_store):
     folder = write_tree(tmp_path / "d", {"a.md": "The zanzibar protocol is deprecated.", "b.md": "Unrelated."})
-    s = Searcher(tmp_path / "idx")
+    s = Searcher(tmp_path / "idx", vector_store=vector_store)
     s.index(folder)
     assert s.search("zanzibar", k=5, mode="keyword")[0].path.endswith("a.md")
     (folder / "a.md").write_text("The kilimanjaro protocol replaced it.")
@@ -162,8 +165,7 @@ def test_rerank_reorders_by_cross_encoder_scores(corpus, tiny_cross_encoder):
 
 def test_cli_search_options_and_snippet(corpus):
     folder, s = corpus
-    if s.info()["vector_store"] == "milvus":
-        pytest.skip("milvus-lite serves one process at a time; test_milvus.py runs the CLI against a server")
+    s.close()   # milvus-lite serves one process at a time: let the command open the file
     r = run_cli("search", "ERR_0x7f3a", "--index", str(s.path), "--mode", "keyword", "-k", "1", "--json")
     hit = json.loads(r.stdout)
     assert hit["path"].endswith("e5.txt") and "ERR_0x7f3a" in hit["snippet"] and hit["snippet_line"] == 1
@@ -173,7 +175,7 @@ def test_cli_search_options_and_snippet(corpus):
     assert r.returncode == 1 and "KEY=VALUE" in r.stderr
 
 
-def test_eval_command_on_a_small_collection(tmp_path: Path):
+def test_eval_command_on_a_small_collection(tmp_path: Path, vector_store):
     coll = tmp_path / "mini"
     coll.mkdir()
     docs = [("d1", "Lava", "Volcanoes erupt molten lava."), ("d2", "Bread", "Bake sourdough bread overnight."),
@@ -184,6 +186,8 @@ def test_eval_command_on_a_small_collection(tmp_path: Path):
                                                 [("q1", "volcanic eruption"), ("q2", "baking bread"),
                                                  ("q3", "automobile trouble")]))
     (coll / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\nq3\td4\t1\n")
+    if vector_store is not None:   # `eval` creates FAISS indexes: start an empty one in Milvus for it
+        create_index(tmp_path / "idx", vector_store)
     r = run_cli("eval", str(coll), "--mode", "all", "--index", str(tmp_path / "idx"), "--json")
     assert r.returncode == 0, r.stderr
     rows = {x["mode"]: x for x in map(json.loads, r.stdout.splitlines())}
@@ -195,7 +199,7 @@ def test_eval_command_on_a_small_collection(tmp_path: Path):
     assert r.returncode == 0 and r.stdout.splitlines()[1].startswith("hybrid")
 
 
-def test_fusion_functions():
+def test_fusion_functions():   # pure functions: no index, no vector store
     from searcher.query import rrf, zscore
 
     dense = [(1, 0.52), (2, 0.51), (3, 0.50), (7, 0.49)]

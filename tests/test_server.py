@@ -1,4 +1,6 @@
-"""The HTTP server, started for real in a subprocess on a free loopback port and spoken to over HTTP."""
+"""The HTTP server, started for real in a subprocess on a free loopback port and spoken to over HTTP,
+once per vector store (FAISS, and Milvus through milvus-lite: both indexes in one file, which only
+the server process opens)."""
 from __future__ import annotations
 
 import os
@@ -18,7 +20,7 @@ pytest.importorskip("uvicorn")
 
 from searcher.client import Client, ClientError  # noqa: E402
 
-from .conftest import NOTES, run_cli, write_tree  # noqa: E402
+from .conftest import NOTES, STORES, create_index, run_cli, store_config, write_tree  # noqa: E402
 
 TOKEN = "test-token-123"
 REPO = Path(__file__).resolve().parent.parent
@@ -65,11 +67,14 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.kill()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=STORES)
+def server(request, tmp_path_factory):
     base = tmp_path_factory.mktemp("srv")
     notes = write_tree(base / "notes", NOTES)
     main, scratch = base / "idx" / "main", base / "idx" / "scratch"
+    if request.param != "faiss":   # `serve` creates FAISS indexes: start both in the other store
+        for path in (main, scratch):
+            create_index(path, store_config(request.param, base))
     proc, url = start_server("--index", str(main), "--index", str(scratch), "--folder", str(notes),
                              "--token", TOKEN, "--max-k", "50", "--max-query-chars", "500",
                              "--max-batch", "300", "--max-body", "200KB", log=base / "server.log")
