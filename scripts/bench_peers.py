@@ -214,7 +214,9 @@ def markdown(r: dict[str, Any], command: str) -> str:
         "",
         f"Every system indexed the same {r['chunks']} texts ({r['words']:,} words: each document's title and text, "
         f"cut to {r['chunk_words']} words so that one text is one chunk for every system) with the packaged "
-        f"all-MiniLM-L6-v2, encode batch size {r['batch_size']}, then answered {r['queries']} queries with qrels. "
+        f"all-MiniLM-L6-v2, encode batch size {r['batch_size']} (searcher's float32 encoder, ONNX Runtime, runs "
+        "that batch in calls of at most 8 texts: as fast here, less memory), then answered "
+        f"{r['queries']} queries with qrels. "
         "Each system runs in its own child process (/work/shared/tools/peer_bench.py drives the peers). "
         "build = nothing → persisted index, model load included. cold = wall time of a fresh process that opens "
         "the index and answers one query (median of the runs). warm = per query after 5 warm-ups; \"+emb\" "

@@ -36,6 +36,9 @@ ONNX_OPSET = 17
 # chunks/s here, but nDCG@10 on scifact drops by 0.009 (docs/benchmarks.md), so it is not the default.
 PRECISIONS = ("float32", "int8")
 DEFAULT_PRECISION = "float32"    # of new indexes; an index keeps the precision it was created with
+# texts per ONNX Runtime call, at most: with the texts sorted by length, 4-8 run as fast as 32 here
+# (cranfield: 54 chunks/s at 8 and 52 at 32) for far less memory (peak RSS 1.08 against 1.78 GB)
+ONNX_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -174,15 +177,16 @@ class Encoder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def _encode_onnx(self, texts: Sequence[str]) -> np.ndarray:
-        """As ``SentenceTransformer.encode`` does: longest texts first, in padded batches, with the
-        model's own tokenization (its lower-casing and truncation included)."""
+        """As ``SentenceTransformer.encode`` does: longest texts first, in padded batches (of at most
+        ``ONNX_BATCH``), with the model's own tokenization (its lower-casing and truncation included)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         names = [i.name for i in self._session.get_inputs()]
         # sentence-transformers ≥ 6 calls it preprocess (tokenize warns), earlier versions tokenize
         prepare = getattr(self._model, "preprocess", None) or self._model.tokenize
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start:start + self.batch_size]
+        step = min(self.batch_size, ONNX_BATCH)
+        for start in range(0, len(texts), step):
+            rows = order[start:start + step]
             features = prepare([texts[r] for r in rows])
             out[rows] = self._session.run(None, {n: features[n].numpy().astype(np.int64) for n in names})[0]
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
