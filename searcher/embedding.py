@@ -5,7 +5,7 @@ that never embed (``info``, errors, ``--help``) start fast.
 
 Bulk encoding (more than one batch of texts, i.e. indexing) runs the model's ONNX export under ONNX
 Runtime, which computes the same vectors as torch (checked at set-up: cosine ≥ ``MIN_COSINE``) at
-about 1.5× torch's speed on these CPUs (docs/benchmarks.md); a model that cannot be exported, or whose
+about 1.4× torch's speed on these CPUs (docs/benchmarks.md); a model that cannot be exported, or whose
 export does not match, is encoded with torch, as are single texts (queries), which gain nothing.
 """
 from __future__ import annotations
