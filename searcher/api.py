@@ -26,8 +26,7 @@ from .query_encoder import SAMPLE_CHUNKS, export as export_query_encoder, load_q
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
 from .vectors import AnnSettings, saved_info
-from .vectorstores import (VectorStore, VectorStoreConfig, close_vectors, create_vectors, discard_vectors,
-                           open_vectors)
+from .vectorstores import VectorStore, VectorStoreConfig, create_vectors, discard_vectors, open_vectors
 
 if TYPE_CHECKING:   # the write path's modules load when a write starts: a search does not pay for them
     from .distributed import RayEncoder
@@ -221,7 +220,7 @@ class Searcher:
     def _drop_vectors(self) -> None:
         """Forget the open vector store (the next search opens it again), releasing its connection."""
         if self._vectors is not None:
-            close_vectors(self._vectors)
+            self._vectors.close()
         self._vectors, self._vectors_gen = None, -1
 
     def _synced_vectors(self, store: Store, writing: bool = False) -> VectorStore:
@@ -401,7 +400,7 @@ class Searcher:
                     target.add(ids, vecs)
                     moved += len(ids)
             target.save(self.path, gen)
-            close_vectors(target)
+            target.close()
             self._config = update_manifest(self.path, "vector_store", to.to_dict())
             self._drop_vectors()
             try:

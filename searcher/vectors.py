@@ -415,6 +415,9 @@ class VectorIndex:
                              search_param=param)
 
     # ---- persistence ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Nothing to release: the index lives in this process (a mapped file is unmapped with it)."""
+
     def save(self, folder: Path, generation: int) -> Path:
         """Write atomically as the index of ``generation`` and delete older files."""
         faiss = _faiss()

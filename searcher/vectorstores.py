@@ -33,6 +33,7 @@ class VectorStore(Protocol):
     def reconstruct(self, ids: Sequence[int]) -> np.ndarray: ...
     def maintain(self, settings: Any, source: Any, queries: Any, progress: Any = None) -> bool: ...
     def save(self, folder: Path, generation: int) -> Any: ...
+    def close(self) -> None: ...   # release connections and files held outside the object
 
 
 @dataclass(frozen=True)
@@ -134,15 +135,6 @@ def create_vectors(config: VectorStoreConfig, dim: int, token: str | None = None
     from .vectors import VectorIndex
 
     return VectorIndex(dim)
-
-
-def close_vectors(store: VectorStore) -> None:
-    """Release what an open store holds outside this object: a Milvus connection, and a milvus-lite
-    file once no store in this process has it open. A FAISS index holds nothing to release."""
-    from .milvus_store import MilvusVectors
-
-    if isinstance(store, MilvusVectors):
-        store.close()
 
 
 def discard_vectors(config: VectorStoreConfig, folder: Path, token: str | None = None) -> None:
