@@ -155,7 +155,8 @@ def index(
     hidden: Annotated[bool, typer.Option("--hidden", help="Also read hidden files and folders.")] = False,
     no_ignore: Annotated[bool, typer.Option(
         "--no-ignore", help="Do not honour .gitignore and .searcherignore files.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Chunks per encoder batch.")] = 32,
+    batch_size: Annotated[int, typer.Option(
+        help="Chunks per encoder batch (torch; ONNX Runtime runs a batch in calls of at most 8).")] = 32,
     precision: PrecisionOpt = None,
     ann: Annotated[Optional[AnnChoice], typer.Option(
         help="Vector search structure: auto (exact up to 50,000 chunks, then HNSW, or IVF when the memory "
