@@ -44,8 +44,9 @@ if importlib.util.find_spec("searcher") is None:   # not installed: use this che
     sys.path.append(str(ROOT))
 
 import benchlib  # noqa: E402
+
 from searcher import Searcher  # noqa: E402
-from searcher.evaluation import percentile  # noqa: E402
+from searcher.search.evaluation import percentile  # noqa: E402
 
 QUERIES = ("how are the results of the experiment measured", "what causes the pressure to rise near the wing",
            "which genes are linked to the disease", "how do I configure the printer on a network",
@@ -130,7 +131,7 @@ def ensure_peer(python: str, name: str, ids: list[str], texts: list[str], folder
 def thread_latency(index: Path, reps: int) -> dict[str, float]:
     """Median ms of one query embedding with 1 and 2 intra-op threads, alternating (paired)."""
     from searcher.config import read_manifest
-    from searcher.query_encoder import ONNX_FILE, TOKENIZER_FILE, OnnxQueryEncoder
+    from searcher.embed.onnx import ONNX_FILE, TOKENIZER_FILE, OnnxQueryEncoder
 
     config = read_manifest(index)
     encoders = {n: OnnxQueryEncoder(index / ONNX_FILE, index / TOKENIZER_FILE, config.model.dim,
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("llm", "txtai"):
         ensure_peer(args.peers_python, name, small_ids, small_texts, args.workdir / f"{name}-{args.peer_chunks}")
 
-    ours = [sys.executable, "-m", "searcher.cli", "search"]
+    ours = [sys.executable, "-m", "searcher", "search"]
     llm_dir, txtai_dir = args.workdir / f"llm-{args.peer_chunks}", args.workdir / f"txtai-{args.peer_chunks}"
     systems = {
         "ours_large_hybrid": (lambda q: [*ours, q, "--index", str(args.index)], child_env()),

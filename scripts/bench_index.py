@@ -39,8 +39,8 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +53,8 @@ if importlib.util.find_spec("searcher") is None:   # not installed: use this che
 
 
 import benchlib  # noqa: E402
-from searcher.evaluation import load_collection, percentile  # noqa: E402
+
+from searcher.search.evaluation import load_collection, percentile  # noqa: E402
 
 
 # ---- the two arms, each run as a child process ------------------------------------------------------
@@ -163,7 +164,7 @@ def _searcher_cli() -> list[str]:
     if exe.exists():
         return [str(exe)]
     found = shutil.which("searcher")
-    return [found] if found else [sys.executable, "-m", "searcher.cli"]
+    return [found] if found else [sys.executable, "-m", "searcher"]
 
 
 def _timed_cli(args: list[str]) -> tuple[float, str]:
@@ -191,7 +192,10 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
     col = load_collection(collection_dir)
     folder = c.default_docs_folder(col)
     docs = c.write_documents(col, folder)
-    from searcher.embedding import DEFAULT_MODEL, resolve_model   # numpy only; no torch in this process yet
+    from searcher.embed.encoder import (  # numpy only; no torch in this process yet
+        DEFAULT_MODEL,
+        resolve_model,
+    )
     model_path = resolve_model(DEFAULT_MODEL)
 
     load_before = os.getloadavg()

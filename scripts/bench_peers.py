@@ -89,7 +89,7 @@ class SearcherSystem:
 
     def open(self, d, cfg):
         from searcher import Searcher
-        from searcher.query import SearchOptions, search
+        from searcher.search.query import SearchOptions, search
 
         s = Searcher(d / "idx", batch_size=cfg["bs"])
         s.search("warm up", k=10)      # load the model inside the timed reopen, as the peers do

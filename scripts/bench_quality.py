@@ -15,9 +15,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from searcher import Searcher  # noqa: E402
-
 from benchlib import machine_line, write_section  # noqa: E402
+
+from searcher import Searcher  # noqa: E402
 
 VARIANTS = [("dense", {}), ("keyword", {}), ("hybrid", {}),
             ("hybrid", {"fusion": "rrf"}), ("hybrid", {"feedback": False}),

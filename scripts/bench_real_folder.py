@@ -83,8 +83,14 @@ def scan(tree: Path, s) -> list[str]:
     """Walk, read, extract and chunk a whole tree as an index run would, without embedding."""
     from collections import Counter
 
-    from searcher.chunking import chunk_document
-    from searcher.ingest import FileEntry, Unreadable, WalkOptions, read_document, walk
+    from searcher.ingest.chunking import chunk_document
+    from searcher.ingest.walk import (
+        FileEntry,
+        Unreadable,
+        WalkOptions,
+        read_document,
+        walk,
+    )
 
     encoder = s._encoder_for(s._read_config())
     config = s._read_config().chunking

@@ -2,7 +2,7 @@
 
 Why this exists: the issue asks for warm search p50 ≤ 5 ms (embedding excluded) at a million chunks
 with recall@10 ≥ 0.95 against exact search, and for the cost of getting there. For each size this
-builds, through ``searcher.vectors.VectorIndex`` (the code an index run uses), the default choice
+builds, through ``searcher.store.faiss_index.VectorIndex`` (the code an index run uses), the default choice
 (``choose(n)`` with the default memory budget) and the exact flat index as the baseline, and measures:
 
 - build: training + adding all vectors + calibration (the recall measurement that picks efSearch /
@@ -52,10 +52,12 @@ if importlib.util.find_spec("searcher") is None:   # not installed: use this che
     sys.path.append(str(ROOT))
 
 import benchlib  # noqa: E402
-from searcher.evaluation import load_collection, percentile  # noqa: E402
+
 from searcher.indexing import PROBES, query_like  # noqa: E402
-from searcher.store import Store  # noqa: E402
-from searcher.vectors import AnnSettings, AnnSpec, VectorIndex, choose  # noqa: E402
+from searcher.search.evaluation import load_collection, percentile  # noqa: E402
+from searcher.store.ann import AnnSettings, AnnSpec, choose  # noqa: E402
+from searcher.store.faiss_index import VectorIndex  # noqa: E402
+from searcher.store.sqlite import Store  # noqa: E402
 
 DATA = Path("/work/shared/data")
 SECTION = "bench_scale"
@@ -91,7 +93,7 @@ def synthetic(real: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
 
 
 def query_vectors() -> np.ndarray:
-    from searcher.embedding import load_encoder
+    from searcher.embed.encoder import load_encoder
 
     texts = [t for name in ("scifact", "cranfield") for _, t in load_collection(DATA / name).queries]
     return load_encoder().encode(texts)
@@ -100,7 +102,7 @@ def query_vectors() -> np.ndarray:
 def calibration_queries(index: Path, dim: int) -> np.ndarray:
     """What an index run calibrates with (``Writer.calibration_queries``): query-like runs of words
     from chunks spread over the real index, embedded with its model."""
-    from searcher.embedding import load_encoder
+    from searcher.embed.encoder import load_encoder
 
     store = Store.open(index / "searcher.db", dim)
     try:
@@ -170,7 +172,7 @@ def rss_growth(folder: Path, dim: int, queries: np.ndarray) -> int:
             "def rss():\n"
             "    f = dict(l.split(':') for l in open('/proc/self/status') if l.startswith(('RssAnon', 'RssFile')))\n"
             "    return sum(int(v.split()[0]) for v in f.values()) * 1024\n"
-            "import faiss; from searcher.vectors import VectorIndex\n"
+            "import faiss; from searcher.store.faiss_index import VectorIndex\n"
             "q = np.load(sys.argv[2]); before = rss()\n"
             "v, _ = VectorIndex.load(Path(sys.argv[1]), int(sys.argv[3]))\n"
             "for x in q: v.search(x, 10)\n"
@@ -231,7 +233,7 @@ def main() -> None:
 def dtype_agreement(real: np.ndarray, queries: np.ndarray) -> list[str]:
     """Recall@10 of exact search over vectors stored in each dtype (SQLite encoding, then the FAISS
     codes an index run builds) against exact float32 search, for the real queries: cheap, no embedding."""
-    from searcher.store import decode_vectors, encode_vector
+    from searcher.store.sqlite import decode_vectors, encode_vector
 
     ids = np.arange(len(real), dtype=np.int64)
     truth = exact_top10(real, queries)
@@ -255,7 +257,7 @@ def dtype_quality(out: Path, real: np.ndarray, queries: np.ndarray, ndcg: bool, 
 
     from searcher import Searcher
     from searcher.api import default_index_root
-    from searcher.store import encode_vector
+    from searcher.store.sqlite import encode_vector
 
     rows: list = []
     agreement = dtype_agreement(real, queries)

@@ -53,9 +53,9 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
 def bench_milvus(n: int) -> dict[str, float]:
     from milvus import default_server
 
-    from searcher.milvus_store import MilvusVectors
-    from searcher.vectors import VectorIndex
-    from searcher.vectorstores import milvus_config
+    from searcher.store.faiss_index import VectorIndex
+    from searcher.store.milvus import MilvusVectors
+    from searcher.store.protocol import milvus_config
 
     rng = np.random.default_rng(0)
     vectors, queries = _unit(rng, n), _unit(rng, 200)
@@ -98,8 +98,8 @@ def bench_milvus(n: int) -> dict[str, float]:
 def bench_ray(texts: list[str], runs: int) -> dict[str, float]:
     import ray
 
-    from searcher.distributed import RayEncoder
-    from searcher.embedding import load_encoder
+    from searcher.embed.encoder import load_encoder
+    from searcher.embed.ray_encoder import RayEncoder
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     local = load_encoder()

@@ -1,12 +1,12 @@
 """Helpers shared by the benchmark scripts in this folder (imported as ``benchlib``).
 
 Why this exists: ``eval_files.py`` and ``bench_index.py`` both need to read a test collection
-(loaded with ``searcher.evaluation.load_collection``, which also holds the trec_eval metrics),
+(loaded with ``searcher.search.evaluation.load_collection``, which also holds the trec_eval metrics),
 turn its documents into files the way a user's folder would look, and write their results into a
 delimited section of docs/benchmarks.md. Keeping that in one place means the scripts measure the
 same corpus files and report in the same format.
 
-Only the standard library and ``searcher.evaluation`` (itself standard-library only) are imported
+Only the standard library and ``searcher.search.evaluation`` (itself standard-library only) are imported
 here, so a script that times a child process can import this module without paying for torch.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from searcher.evaluation import Collection
+from searcher.search.evaluation import Collection
 
 
 # ---- documents as files ---------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def scale_texts(count: int, doc_root: str | Path = "/usr/share/doc") -> list[str
     import gzip
     import json
 
-    from searcher.chunking import sentences
+    from searcher.ingest.chunking import sentences
 
     out: list[str] = []
     seen: set[str] = set()

@@ -28,7 +28,7 @@ def norm(s: str) -> str:
 def main() -> None:
     import trafilatura
 
-    from searcher.readers import Unreadable, extract
+    from searcher.ingest.readers import Unreadable, extract
 
     def ours(data: bytes) -> str:
         try:

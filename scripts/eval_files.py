@@ -30,9 +30,17 @@ if importlib.util.find_spec("searcher") is None:   # not installed: use this che
     sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 
-from benchlib import (code_version, command_line, default_docs_folder, doc_id_from_path, machine_line,  # noqa: E402
-                      write_documents, write_section)
-from searcher.evaluation import load_collection, mrr, ndcg, recall  # noqa: E402
+from benchlib import (  # noqa: E402
+    code_version,
+    command_line,
+    default_docs_folder,
+    doc_id_from_path,
+    machine_line,
+    write_documents,
+    write_section,
+)
+
+from searcher.search.evaluation import load_collection, mrr, ndcg, recall  # noqa: E402
 
 
 def rank_documents(hits: list[Any]) -> list[str]:

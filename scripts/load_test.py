@@ -129,7 +129,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("SEARCHER_TOKEN", None)
-    server = subprocess.Popen([sys.executable, "-m", "searcher.cli", "serve", "--index", str(index), "--folder",
+    server = subprocess.Popen([sys.executable, "-m", "searcher", "serve", "--index", str(index), "--folder",
                                str(corpus), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
                                "--readers", str(args.readers)], env=env)
     stats = Stats()

@@ -13,7 +13,7 @@ __all__ = ["Searcher", "Hit", "IndexReport", "FileReport", "SearcherError", "Wal
 if TYPE_CHECKING:
     from .api import Searcher
     from .errors import SearcherError
-    from .ingest import WalkOptions
+    from .ingest.walk import WalkOptions
     from .records import FileReport, Hit, IndexReport
 
 
@@ -25,7 +25,7 @@ def __getattr__(name: str) -> Any:
         from .errors import SearcherError
         return SearcherError
     if name == "WalkOptions":
-        from .ingest import WalkOptions
+        from .ingest.walk import WalkOptions
         return WalkOptions
     if name in ("Hit", "IndexReport", "FileReport"):
         from . import records

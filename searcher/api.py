@@ -15,23 +15,37 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .chunking import ChunkingConfig
-from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, write_manifest
-from .embedding import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder, load_reranker
+from .config import (
+    IndexConfig,
+    read_manifest,
+    update_manifest,
+    vectors_entry,
+    write_manifest,
+)
+from .embed.encoder import (
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    Encoder,
+    load_encoder,
+    load_reranker,
+)
+from .embed.onnx import SAMPLE_CHUNKS, load_query_encoder, unavailable
+from .embed.onnx import export as export_query_encoder
 from .errors import SearcherError
-from .locking import WriterLock
-from .query import Fusion, Mode, QueryEncoder, SearchOptions
-from .query import search as run_query
-from .query_encoder import SAMPLE_CHUNKS, export as export_query_encoder, load_query_encoder, unavailable
+from .ingest.chunking import ChunkingConfig
 from .records import Document, Filters, Hit, IndexReport
-from .store import Store
-from .vectors import AnnSettings, saved_info
-from .vectorstores import VectorStore, VectorStoreConfig, create_vectors, discard_vectors, open_vectors
+from .search.query import Fusion, Mode, QueryEncoder, SearchOptions
+from .search.query import search as run_query
+from .store.faiss_index import AnnSettings, saved_info
+from .store.locking import WriterLock
+from .store.protocol import VectorStore, VectorStoreConfig
+from .store.sqlite import Store
+from .store.vectors import create_vectors, discard_vectors, open_vectors
 
 if TYPE_CHECKING:   # the write path's modules load when a write starts: a search does not pay for them
-    from .distributed import RayEncoder
+    from .embed.ray_encoder import RayEncoder
     from .indexing import Progress, Writer
-    from .ingest import WalkOptions
+    from .ingest.walk import WalkOptions
 
 DB_FILE = "searcher.db"
 DEFAULT_OVERLAP_TOKENS = 32
@@ -206,7 +220,7 @@ class Searcher:
         if self._ray_address is None:
             return encoder
         if self._ray_encoder is None:
-            from .distributed import RayEncoder
+            from .embed.ray_encoder import RayEncoder
 
             self._ray_encoder = RayEncoder(encoder, self._ray_address)
         return self._ray_encoder
@@ -272,7 +286,7 @@ class Searcher:
         """Bring the index up to date with a folder (or one file): add, update, remove.
         ``options``: what to read (default ``WalkOptions()``)."""
         from .indexing import index_folder
-        from .ingest import WalkOptions
+        from .ingest.walk import WalkOptions
 
         root = Path(folder).expanduser()
         if not root.exists():
@@ -338,7 +352,7 @@ class Searcher:
         store = self._open_store()
         with store.snapshot():
             found = store.documents_by_id(list(dict.fromkeys(ids)))
-        from .readers import kind_of
+        from .ingest.readers import kind_of
 
         return [replace(d, kind=kind_of(os.path.basename(d.path)) or "text") if d.path else d
                 for d in (found[i] for i in dict.fromkeys(ids) if i in found)]
@@ -372,7 +386,7 @@ class Searcher:
 
         Documents are ranked by their best chunk, 100 deep; ``search_options`` go to ``search()``
         (e.g. fusion="rrf"). See ``searcher.evaluation`` for the metrics."""
-        from . import evaluation
+        from .search import evaluation
 
         coll = evaluation.load_collection(collection)
         self.add([text for _, text in coll.corpus], ids=[doc_id for doc_id, _ in coll.corpus], progress=progress)
@@ -450,8 +464,8 @@ class Searcher:
 
     def files(self) -> dict[str, Any]:
         """What is indexed (id, source, reader kind, chunks) and what the last index runs skipped, and why."""
-        from . import skiplog
-        from .readers import kind_of
+        from .ingest import skiplog
+        from .ingest.readers import kind_of
 
         self._read_config()
         store = self._open_store()

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .chunking import ChunkingConfig
-from .embedding import PRECISIONS, ModelInfo
+from .embed.base import ModelInfo
+from .embed.encoder import PRECISIONS
+from .embed.onnx import QueryEncoderInfo
 from .errors import SearcherError
-from .query_encoder import QueryEncoderInfo
-from .vectorstores import VectorStoreConfig
-from .vectors import AnnSettings
+from .ingest.chunking import ChunkingConfig
+from .store.faiss_index import AnnSettings
+from .store.protocol import VectorStoreConfig
 
 FORMAT = "searcher-index"
 FORMAT_VERSION = 1

@@ -20,15 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from . import skiplog
-from .chunking import ChunkingConfig, chunk_document
-from .embedding import Encoder
+from .embed.encoder import Encoder
 from .errors import SearcherError
-from .ingest import FileEntry, Skipped, Unreadable, WalkOptions, read_document, walk
-from .keyword import terms
+from .ingest import skiplog
+from .ingest.chunking import ChunkingConfig, chunk_document
+from .ingest.walk import (
+    FileEntry,
+    Skipped,
+    Unreadable,
+    WalkOptions,
+    read_document,
+    walk,
+)
 from .records import Chunk, Document, FileReport, IndexReport
-from .store import Store, text_hash
-from .vectors import VectorIndex
+from .store.faiss_index import VectorIndex
+from .store.keyword import terms
+from .store.sqlite import Store, text_hash
 
 # (files read, files to read) — called as the run advances, for progress bars; from the reader thread.
 Progress = Callable[[int, int], None]

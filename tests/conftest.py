@@ -46,7 +46,7 @@ def notes(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def encoder():
-    from searcher.embedding import load_encoder
+    from searcher.embed.encoder import load_encoder
 
     return load_encoder()
 
@@ -85,7 +85,7 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
     """Run the real ``searcher`` command in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "searcher.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "searcher", *args], capture_output=True, text=True,
                           cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
@@ -98,7 +98,7 @@ def store_config(kind: str, folder: Path):
     if kind == "faiss":
         return None
     pytest.importorskip("milvus_lite")
-    from searcher.vectorstores import milvus_config
+    from searcher.store.protocol import milvus_config
 
     return milvus_config(str(folder / "milvus.db"))
 

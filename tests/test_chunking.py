@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from searcher.chunking import ChunkingConfig, chunk_text, sentences
+from searcher.ingest.chunking import ChunkingConfig, chunk_text, sentences
 
 
 def _check_positions(text, chunks):
@@ -71,7 +71,7 @@ def test_sentence_splitter_handles_cjk_and_abbreviations():
 
 
 def test_tiny_model_limit(tiny_model):
-    from searcher.embedding import Encoder
+    from searcher.embed.encoder import Encoder
 
     enc = Encoder(str(tiny_model))
     assert enc.max_chunk_tokens == 62

@@ -14,7 +14,7 @@ import pytest
 
 from searcher import Searcher
 from searcher.errors import LockedError
-from searcher.locking import WriterLock
+from searcher.store.locking import WriterLock
 
 from .conftest import run_cli, write_tree
 
@@ -42,7 +42,7 @@ def _generation(idx: Path) -> int:
 
 
 def _start_index(folder: Path, idx: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "searcher.cli", "index", str(folder), "--index", str(idx),
+    return subprocess.Popen([sys.executable, "-m", "searcher", "index", str(folder), "--index", str(idx),
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -121,7 +121,7 @@ def test_search_works_while_an_index_run_is_in_progress(tmp_path: Path, indexed)
 
 def test_lock_of_a_dead_process_is_recovered(tmp_path: Path):
     holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys,time; from pathlib import Path; from searcher.locking import WriterLock;"
+                               "import sys,time; from pathlib import Path; from searcher.store.locking import WriterLock;"
                                "l=WriterLock(Path(sys.argv[1])); l.acquire(); print('held', flush=True);"
                                "time.sleep(600)", str(tmp_path)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

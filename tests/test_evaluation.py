@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from searcher.errors import SearcherError
-from searcher.evaluation import load_collection, mrr, ndcg, recall
+from searcher.search.evaluation import load_collection, mrr, ndcg, recall
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 

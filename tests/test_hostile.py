@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from searcher import Searcher
-from searcher.ingest import Unreadable, WalkOptions, read_bytes
+from searcher.ingest.walk import Unreadable, WalkOptions, read_bytes
 from searcher.records import Filters
 
 from . import makefiles as mk
@@ -193,7 +193,7 @@ def test_a_file_name_that_is_not_utf8(indexed):
     for pattern in (name, f"caf{name[3]}*", "*menu.txt"):               # path filters see the same name
         assert [h.path for h in s.search("espresso", k=3, filters=Filters(path=pattern))] == [hit.path]
     assert hit.path in [h.path for h in s.search("espresso", k=3, filters=Filters(types=("txt",)))]
-    r = subprocess.run([sys.executable, "-m", "searcher.cli", "search", "espresso", "--index", str(s.path),
+    r = subprocess.run([sys.executable, "-m", "searcher", "search", "espresso", "--index", str(s.path),
                         "--path", os.fsencode(name), "--json"], capture_output=True)
     assert r.returncode == 0 and os.fsencode(json.loads(r.stdout)["path"]) == raw, r.stderr
     assert s.delete([hit.id]) == 1
@@ -220,7 +220,7 @@ def _without_root_powers(args: list[str]) -> subprocess.CompletedProcess:
         if setpriv is None:
             pytest.skip("running as root without setpriv: file modes cannot be made to apply")
         prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
-    return subprocess.run([*prefix, sys.executable, "-m", "searcher.cli", *args], capture_output=True, text=True,
+    return subprocess.run([*prefix, sys.executable, "-m", "searcher", *args], capture_output=True, text=True,
                           timeout=300)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from searcher import Searcher, SearcherError
-from searcher.vectors import saved_files
+from searcher.store.faiss_index import saved_files
 
 
 def _by_path(report):

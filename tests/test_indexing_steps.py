@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from searcher import Searcher, indexing
-from searcher.embedding import Encoder
+from searcher.embed.encoder import Encoder
 from searcher.errors import SearcherError
 
 from .conftest import write_tree

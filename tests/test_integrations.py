@@ -34,7 +34,7 @@ def test_mcp_tools_answer_a_real_client(tmp_path):
 
     notes = write_tree(tmp_path / "notes", NOTES)
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "searcher.cli", "mcp", "--index", str(tmp_path / "idx"),
+        command=sys.executable, args=["-m", "searcher", "mcp", "--index", str(tmp_path / "idx"),
                                       "--folder", str(notes)],
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
              "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from searcher import Searcher
-from searcher.embedding import DEFAULT_MODEL, Encoder, resolve_model
-from searcher.query_encoder import CHECK_TEXTS, MIN_COSINE, ONNX_FILE, TOKENIZER_FILE, OnnxQueryEncoder, export
+from searcher.embed.base import CHECK_TEXTS, MIN_COSINE
+from searcher.embed.encoder import DEFAULT_MODEL, Encoder, resolve_model
+from searcher.embed.onnx import ONNX_FILE, TOKENIZER_FILE, OnnxQueryEncoder, export
 
 from .conftest import NOTES, run_cli
 

@@ -114,7 +114,7 @@ def test_each_worker_loads_the_model_once_per_indexing_run(tmp_path: Path, local
 
 
 def test_a_killed_worker_mid_run_still_completes(local_ray, encoder):
-    from searcher.distributed import RayEncoder
+    from searcher.embed.ray_encoder import RayEncoder
 
     texts = [text[:400] for text in _documents(600).values()]
     ray_encoder = RayEncoder(encoder, "local")
@@ -142,8 +142,8 @@ def test_a_worker_whose_model_has_other_weights_is_a_clear_error(tmp_path: Path,
     from sentence_transformers import SentenceTransformer
 
     from searcher import SearcherError
-    from searcher.distributed import RayEncoder
-    from searcher.embedding import load_encoder
+    from searcher.embed.encoder import load_encoder
+    from searcher.embed.ray_encoder import RayEncoder
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
@@ -162,7 +162,7 @@ def test_a_worker_whose_model_has_other_weights_is_a_clear_error(tmp_path: Path,
 def test_a_killed_driver_keeps_its_committed_batches_and_a_rerun_resumes(tmp_path: Path):
     folder = _big_folder(tmp_path / "field", 330)
     idx = tmp_path / "idx"
-    proc = subprocess.Popen([sys.executable, "-m", "searcher.cli", "index", str(folder), "--index", str(idx),
+    proc = subprocess.Popen([sys.executable, "-m", "searcher", "index", str(folder), "--index", str(idx),
                              "--ray-address", "local", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from searcher.readers import Unreadable, decode, extract, kind_of
+from searcher.ingest.readers import Unreadable, decode, extract, kind_of
 
 from . import makefiles as mk
 
@@ -37,7 +37,7 @@ def test_encodings_are_detected(codec, text):
 
 
 def test_gb18030_file_is_read_and_split_into_chinese_sentences(encoder):
-    from searcher.chunking import sentences
+    from searcher.ingest.chunking import sentences
 
     ex = extract("text", mk.CHINESE.encode("gb18030"))
     assert ex.text == mk.CHINESE

@@ -61,8 +61,8 @@ def test_chinese_query_finds_chinese_passage_with_the_english_model(tmp_path: Pa
     }
     s = Searcher(tmp_path / "idx", vector_store=vector_store)
     s.index(write_tree(tmp_path / "zh", docs))
-    from searcher.embedding import load_encoder
-    from searcher.query import dense_weight
+    from searcher.embed.encoder import load_encoder
+    from searcher.search.query import dense_weight
 
     assert dense_weight(load_encoder(), "数据库备份什么时候运行") == 0.0     # the model sees nothing
     assert dense_weight(load_encoder(), "when do backups run") == 1.0
@@ -200,7 +200,7 @@ def test_eval_command_on_a_small_collection(tmp_path: Path, vector_store):
 
 
 def test_fusion_functions():   # pure functions: no index, no vector store
-    from searcher.query import rrf, zscore
+    from searcher.search.fusion import rrf, zscore
 
     dense = [(1, 0.52), (2, 0.51), (3, 0.50), (7, 0.49)]
     kw = [(3, 12.0), (4, 2.0), (5, 1.5), (6, 1.0)]

@@ -40,7 +40,7 @@ def server_env() -> dict:
 def start_server(*args: str, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     with open(log, "w") as out:    # a file, not a pipe: a full pipe would block the server's logging
-        proc = subprocess.Popen([sys.executable, "-m", "searcher.cli", "serve", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "searcher", "serve", "--port", str(port),
                                  "--log-level", "warning", *args],
                                 env=server_env(), stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -297,7 +297,7 @@ def test_index_job_runs_in_background_with_status_url(server):
 
 
 def test_writer_in_another_process_gives_409(server):
-    from searcher.locking import WriterLock
+    from searcher.store.locking import WriterLock
 
     with WriterLock(server["scratch"]):      # its own open file description: flock conflicts as with a process
         with http(server) as h:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from searcher.chunking import ChunkingConfig, chunk_document, sentences
-from searcher.readers import extract
+from searcher.ingest.chunking import ChunkingConfig, chunk_document, sentences
+from searcher.ingest.readers import extract
 
 from . import makefiles as mk
 

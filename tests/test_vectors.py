@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searcher import Searcher, vectors
+from searcher import Searcher
 from searcher.errors import SearcherError
-from searcher.store import decode_vectors, encode_vector
-from searcher.vectors import AnnSettings, AnnSpec, VectorIndex, choose, saved_info
+from searcher.store import ann, faiss_index
+from searcher.store.ann import AnnSettings, AnnSpec, choose
+from searcher.store.faiss_index import VectorIndex, saved_info
+from searcher.store.sqlite import decode_vectors, encode_vector
 
 from .conftest import run_cli
 
@@ -66,7 +68,7 @@ def test_each_kind_reaches_the_recall_target(kind):
     data = Data(3000)
     v = data.build(choose(3000, DIM, AnnSettings(kind)))
     assert v.kind == kind and len(v) == 3000
-    assert v.state.recall >= vectors.RECALL_TARGET
+    assert v.state.recall >= ann.RECALL_TARGET
     queries = _unit(200, seed=1)           # new queries from the same distribution get what was measured
     assert _recall(v, data, queries) >= v.state.recall - 0.03
     scores, ids = v.search(queries[0], 10)
@@ -117,7 +119,7 @@ def test_filtered_search_returns_the_allowed_ids(kind, dtype, monkeypatch):
     assert len(ids) == 10 and set(ids) <= set(many)
     assert len(set(ids) & set(data.exact(q, 10, many))) >= 8
     # the approximate search itself with a very selective filter: a short result is redone exactly
-    monkeypatch.setattr(vectors, "EXACT_FILTER_MAX", 0)
+    monkeypatch.setattr(faiss_index, "EXACT_FILTER_MAX", 0)
     _, ids = v.search(q, 7, few)
     assert set(ids) == set(few)
     if dtype == "float32":
@@ -146,7 +148,7 @@ def test_hnsw_deletions_are_tombstones_until_compacted(tmp_path: Path):
     data.live[np.isin(data.ids, more)] = False
     assert loaded.maintain(AnnSettings("hnsw"), data.batches, data.queries)
     assert loaded.kind == "hnsw" and len(loaded.deleted) == 0 and loaded.index.ntotal == data.live.sum()
-    assert loaded.state.recall >= vectors.RECALL_TARGET
+    assert loaded.state.recall >= ann.RECALL_TARGET
     assert _recall(loaded, data, _unit(200, seed=5)) >= loaded.state.recall - 0.03
 
 
@@ -157,7 +159,7 @@ def _texts(n: int) -> list[str]:
 
 
 def test_index_switches_kind_as_it_grows_and_shrinks(tmp_path: Path, tiny_model: Path, monkeypatch):
-    monkeypatch.setattr(vectors, "FLAT_MAX", 300)
+    monkeypatch.setattr(ann, "FLAT_MAX", 300)
     s = Searcher(tmp_path / "idx", model=str(tiny_model))
     s.add(_texts(200), ids=[f"t{i}" for i in range(200)])
     assert s.info()["ann"] == "flat"
@@ -243,7 +245,7 @@ def test_loading_maps_the_file_instead_of_copying_it(tmp_path: Path):
     v = VectorIndex(128)
     v.add(np.arange(len(x)), x)
     v.save(tmp_path, 1)
-    code = ("import sys, numpy as np; from pathlib import Path; from searcher.vectors import VectorIndex\n"
+    code = ("import sys, numpy as np; from pathlib import Path; from searcher.store.faiss_index import VectorIndex\n"
             "import faiss; from tests.test_vectors import _rss_anon_kb\n"
             "before = _rss_anon_kb(); v, _ = VectorIndex.load(Path(sys.argv[1]), 128)\n"
             "ids = v.search(np.ones(128, np.float32) / 128 ** 0.5, 5)[1]\n"
@@ -262,7 +264,7 @@ def test_killed_mid_save_leaves_the_previous_index(tmp_path: Path):
     data = Data(500)
     v = data.build(AnnSpec("hnsw"))
     v.save(tmp_path, 1)
-    code = ("import sys, numpy as np; from pathlib import Path; from searcher.vectors import VectorIndex\n"
+    code = ("import sys, numpy as np; from pathlib import Path; from searcher.store.faiss_index import VectorIndex\n"
             "v = VectorIndex(32)\n"                # the next writer's index: 256 MB to write
             "v.add(np.arange(2_000_000), np.ones((2_000_000, 32), np.float32))\n"
             "v.save(Path(sys.argv[1]), 2)\n")
@@ -285,7 +287,7 @@ def test_killed_mid_save_leaves_the_previous_index(tmp_path: Path):
 
 def test_calibration_probes_are_short_runs_of_stored_words(tmp_path: Path, tiny_model: Path):
     from searcher.indexing import PROBE_WORDS, query_like
-    from searcher.store import Store
+    from searcher.store.sqlite import Store
 
     s = Searcher(tmp_path / "idx", model=str(tiny_model))
     s.add(_texts(300), ids=[f"t{i}" for i in range(300)])
@@ -320,7 +322,7 @@ def test_a_graph_fed_cluster_by_cluster_is_as_good_as_one_built_in_one_add():
     v.rebuild(AnnSpec("hnsw"), lambda: ((ids[a:a + 60], x[a:a + 60]) for a in range(0, len(x), 60)), len(x),
               lambda: q)
     reference = faiss.index_factory(DIM, AnnSpec("hnsw").factory(), faiss.METRIC_INNER_PRODUCT)
-    faiss.downcast_index(reference.index).hnsw.efConstruction = vectors.HNSW_EF_CONSTRUCTION
+    faiss.downcast_index(reference.index).hnsw.efConstruction = ann.HNSW_EF_CONSTRUCTION
     reference.add_with_ids(x, ids)
     params = faiss.SearchParametersHNSW(efSearch=10)
 

@@ -1,1 +1,2 @@
-"""Adapters to other frameworks; each needs its optional extra (``searcher[mcp]``, ``searcher[langchain]``)."""
+"""Documented import paths of the adapters (``searcher.integrations.langchain``,
+``searcher.integrations.mcp``); the code lives in ``searcher.interfaces``."""

@@ -1,0 +1,64 @@
+"""What the indexing encoder, the ONNX query encoder and the Ray workers share: the texts and bound
+of the export check, the unknown-token share, and the record of a model's identity.
+
+Kept apart so that each encoder imports it and none imports another.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+MIN_COSINE = 1 - 1e-5
+_BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
+
+# Texts every check covers besides the index's own chunks: a query, code, accents, CJK (unknown
+# to English vocabularies), symbols, and a text longer than any model's window (truncation).
+CHECK_TEXTS = (
+    "how do I rotate the logs",
+    "def retry(fn, attempts=3):\n    for i in range(attempts):\n        return fn()",
+    "Café, naïve résumé — Ünïcödé façade; Øresund straße",
+    "数据库备份什么时候运行",
+    "x",
+    "!!! ??? ### 12345 0.5e-3 https://example.org/a?b=c",
+    " ".join(f"sentence {i} of a very long document about tokenization and truncation limits." for i in range(200)),
+)
+
+
+def blind_share(ids: Sequence[int], pieces: Sequence[str | None], unk: int | None) -> float:
+    """Share of a text's tokens the model cannot read: its tokenizer's unknown token, or raw
+    byte-fallback pieces (``<0xE4>``) of SentencePiece vocabularies; 1.0 for no tokens."""
+    if not ids:
+        return 1.0
+    blind = sum(1 for i, p in zip(ids, pieces) if i == unk or _BYTE_PIECE.match(p or ""))
+    return blind / len(ids)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an index records about the model that built it; vectors from another model are garbage."""
+
+    name: str
+    dim: int
+    max_seq_length: int
+    fingerprint: str             # sha256 over the weights, in parameter-name order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dim": self.dim, "max_seq_length": self.max_seq_length,
+                "fingerprint": self.fingerprint}
+
+
+class Exportable(Protocol):
+    """What ``onnx.export`` needs of an indexing encoder: its weights as an ONNX graph, its tokenizer,
+    and its torch vectors to check the graph against."""
+
+    dim: int
+    precision: str
+    unk_token_id: int | None
+
+    def onnx_model(self) -> bytes: ...
+    def tokenizer_json(self) -> str: ...
+    def encode_with_torch(self, texts: Sequence[str]) -> np.ndarray: ...

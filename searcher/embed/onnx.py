@@ -1,0 +1,166 @@
+"""The light query encoder: ONNX Runtime, the model's tokenizer.json and numpy — no torch.
+
+A cold ``searcher search`` used to spend seconds importing torch and sentence-transformers and
+loading the model before it looked at the index. At index time the index's model is exported
+once into the index folder (``export``): one ONNX graph from token ids to the sentence vector, and
+the tokenizer set to truncate as the model does. The export is kept only if its vectors match the
+torch ones on a sample of texts (cosine ≥ ``MIN_COSINE``); the manifest records the outcome
+(``QueryEncoderInfo``), and an index without a usable export is searched with the torch encoder.
+
+Only numpy is imported at module level; onnxruntime and tokenizers load with the first encoder.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import SearcherError
+from .base import CHECK_TEXTS, MIN_COSINE, Exportable, blind_share
+
+ONNX_FILE = "encoder.onnx"
+TOKENIZER_FILE = "encoder.tokenizer.json"
+# intra-op threads for one query: 2 embed a short query in 1.8 ms against 1 thread's 2.5 ms, a full
+# window in 25.5 against 34.2 ms (docs/benchmarks.md, cold_query); the searches come after, not beside
+QUERY_THREADS = min(2, os.cpu_count() or 1)
+SAMPLE_CHUNKS = 48            # stored chunks added to the built-in texts for the check
+
+@dataclass(frozen=True)
+class QueryEncoderInfo:
+    """What the manifest records about the index's query encoder (see docs/format.md)."""
+
+    kind: Literal["onnx", "torch"]
+    reason: str = ""                 # torch: why there is no ONNX encoder
+    unk_token_id: int | None = None
+    min_cosine: float | None = None  # onnx: the worst cosine to the torch vectors in the check
+    texts_checked: int = 0
+    exporter: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "torch":
+            return {"kind": "torch", "reason": self.reason}
+        return {"kind": "onnx", "file": ONNX_FILE, "tokenizer": TOKENIZER_FILE, "unk_token_id": self.unk_token_id,
+                "min_cosine": self.min_cosine, "texts_checked": self.texts_checked, "exporter": self.exporter}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QueryEncoderInfo:
+        return cls(kind=d["kind"], reason=d.get("reason", ""), unk_token_id=d.get("unk_token_id"),
+                   min_cosine=d.get("min_cosine"), texts_checked=d.get("texts_checked", 0),
+                   exporter=d.get("exporter", ""))
+
+
+class OnnxQueryEncoder:
+    """Embeds queries with the exported graph; same vectors and unknown-token share as ``Encoder``."""
+
+    def __init__(self, onnx_path: Path, tokenizer_path: Path, dim: int, unk_token_id: int | None,
+                 threads: int = QUERY_THREADS):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        # unknown_fraction counts every token, as Encoder does; a second copy keeps this thread-safe
+        self._counter = Tokenizer.from_file(str(tokenizer_path))
+        self._counter.no_truncation()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        self._unk = unk_token_id
+        self.dim = dim
+
+    @classmethod
+    def open(cls, folder: Path, info: QueryEncoderInfo, dim: int) -> OnnxQueryEncoder:
+        return cls(folder / ONNX_FILE, folder / TOKENIZER_FILE, dim, info.unk_token_id)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text. Texts run one at a time, unpadded:
+        queries come one at a time, and a lone text is exactly what the check compared."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            enc = self._tokenizer.encode(text)
+            feed = {"input_ids": enc.ids, "attention_mask": enc.attention_mask, "token_type_ids": enc.type_ids}
+            vec = self._session.run(None, {name: np.array([feed[name]], dtype=np.int64) for name in self._inputs})[0][0]
+            out[row] = vec / (np.linalg.norm(vec) or 1.0)
+        return out
+
+    def unknown_fraction(self, text: str) -> float:
+        enc = self._counter.encode(text, add_special_tokens=False)
+        return blind_share(enc.ids, enc.tokens, self._unk)
+
+
+def unavailable(folder: Path, info: QueryEncoderInfo | None) -> str | None:
+    """Why searches of the index in ``folder`` need torch, or None when the ONNX encoder is usable."""
+    if info is None:
+        return "the index predates ONNX export; the next `searcher index` run of it exports the model"
+    if info.kind == "torch":
+        return info.reason
+    if not (folder / ONNX_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
+        return f"{ONNX_FILE} or {TOKENIZER_FILE} is missing from the index folder"
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed (pip install onnxruntime)"
+    return None
+
+
+def load_query_encoder(folder: Path, info: QueryEncoderInfo, dim: int) -> OnnxQueryEncoder:
+    """One loaded encoder per process and index folder (reloaded if the file is replaced)."""
+    try:
+        return _load(str(folder), info, dim, (folder / ONNX_FILE).stat().st_mtime_ns)
+    except Exception as exc:  # noqa: BLE001 - a damaged file: say which and how to get past it
+        raise SearcherError(f"{folder / ONNX_FILE}: cannot load it ({_first_line(exc)}); delete it to search "
+                            "with torch, or rebuild the index") from None
+
+
+@lru_cache(maxsize=8)
+def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: int) -> OnnxQueryEncoder:
+    return OnnxQueryEncoder.open(Path(folder), info, dim)
+
+
+def export(encoder: Exportable, folder: Path, sample: Sequence[str]) -> QueryEncoderInfo:
+    """Export ``encoder`` into ``folder`` and check it against torch on the built-in texts plus
+    ``sample``; the files are put in place only when the check passes. Never raises for a model
+    that cannot be exported: the returned record then says why, and search keeps using torch."""
+    pid = os.getpid()
+    tmp_onnx, tmp_tok = folder / f".{ONNX_FILE}.{pid}.tmp", folder / f".{TOKENIZER_FILE}.{pid}.tmp"
+    texts = [*CHECK_TEXTS, *sample]
+    if encoder.precision != "float32":
+        return QueryEncoderInfo("torch", f"the index's encoder computes in {encoder.precision}, which the ONNX "
+                                         "export does not reproduce; queries use that same torch encoder")
+    try:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return QueryEncoderInfo("torch", "onnxruntime is not installed (pip install onnxruntime)")
+        try:
+            tmp_onnx.write_bytes(encoder.onnx_model())
+        except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch", with its reason
+            return QueryEncoderInfo("torch", f"the model could not be exported to ONNX: {_first_line(exc)}")
+        tmp_tok.write_text(encoder.tokenizer_json(), encoding="utf-8")
+        light = OnnxQueryEncoder(tmp_onnx, tmp_tok, encoder.dim, encoder.unk_token_id)
+        cosine = float(np.min(np.sum(encoder.encode_with_torch(texts) * light.encode(texts), axis=1)))
+        if cosine < MIN_COSINE:
+            return QueryEncoderInfo("torch", f"the ONNX vectors differ from torch's (min cosine {cosine:.7f} < "
+                                             f"{MIN_COSINE} on {len(texts)} texts)")
+        if any(light.unknown_fraction(t) != encoder.unknown_fraction(t) for t in texts):
+            return QueryEncoderInfo("torch", "the exported tokenizer reads some texts differently from the model's")
+        for tmp, name in ((tmp_tok, TOKENIZER_FILE), (tmp_onnx, ONNX_FILE)):
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / name)
+        return QueryEncoderInfo("onnx", unk_token_id=encoder.unk_token_id, min_cosine=round(cosine, 9),
+                                texts_checked=len(texts), exporter=encoder.exporter)
+    finally:
+        tmp_onnx.unlink(missing_ok=True)
+        tmp_tok.unlink(missing_ok=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

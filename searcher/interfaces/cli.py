@@ -1,0 +1,478 @@
+"""The ``searcher`` command: a thin typer layer over ``Searcher``.
+
+Human output by default, ``--json`` for programs (one JSON object per line); errors are one
+line on stderr and a non-zero exit status, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from ..errors import SearcherError
+from . import output
+
+app = typer.Typer(
+    help="Index a folder of your documents and search it by meaning, locally.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+T = TypeVar("T")
+
+IndexOpt = Annotated[Optional[Path], typer.Option(
+    "--index", "-i", help="Index folder to use (default: the index named by --name).", show_default=False)]
+NameOpt = Annotated[str, typer.Option(
+    "--name", "-n", help="Name of an index under the default indexes folder ($SEARCHER_INDEXES, or the "
+    "repository's indexes/).")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="sentence-transformers model name or local path (default: the model that built the "
+    "index; for a new index all-MiniLM-L6-v2, shipped offline).", show_default=False)]
+PrecisionOpt = Annotated[Optional[str], typer.Option(
+    help="Encoder arithmetic: float32 (default) or int8 (about 2x faster indexing, slightly lower quality; "
+    "see docs/benchmarks.md). Fixed when the index is created.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
+
+
+class StoreChoice(str, Enum):
+    faiss = "faiss"
+    milvus = "milvus"
+
+
+MilvusUriOpt = Annotated[Optional[str], typer.Option(
+    help="Milvus to keep the vectors in: a milvus-lite file (vectors.db), http://HOST:19530, or a cluster's "
+    "address (https:// for TLS).", show_default=False)]
+MilvusCollectionOpt = Annotated[Optional[str], typer.Option(
+    help="Milvus collection for this index's vectors (default: a new searcher_<id>).", show_default=False)]
+MilvusIndexOpt = Annotated[Optional[str], typer.Option(
+    help="Milvus index type: FLAT (exact), HNSW, IVF_FLAT or AUTOINDEX (default: FLAT on milvus-lite, HNSW on "
+    "a server).", show_default=False)]
+MilvusTokenOpt = Annotated[Optional[str], typer.Option(
+    envvar="SEARCHER_MILVUS_TOKEN", help="Milvus token ('user:password' or an API key); never written to the "
+    "index. Searches read $SEARCHER_MILVUS_TOKEN.", show_default=False)]
+MilvusCaOpt = Annotated[Optional[Path], typer.Option(
+    help="TLS: PEM file of the Milvus server's certificate or its CA (turns TLS on).", show_default=False)]
+MilvusServerNameOpt = Annotated[Optional[str], typer.Option(
+    help="TLS: the name the Milvus server's certificate was issued for.", show_default=False)]
+
+
+def _store_config(kind: StoreChoice | None, uri: str | None, collection: str | None, index_type: str | None,
+                  ca: Path | None, server_name: str | None):
+    """The vector store the options ask for (``--milvus-uri`` alone means Milvus), or None for no choice."""
+    from ..store.protocol import VectorStoreConfig, milvus_config
+
+    if kind is None and uri is None:
+        return None
+    if kind is StoreChoice.faiss:
+        if uri is not None:
+            raise SearcherError("--milvus-uri goes with --vector-store milvus, not faiss")
+        return VectorStoreConfig()
+    return milvus_config(uri, collection, index_type, str(ca) if ca else None, server_name)
+
+
+def _searcher(index: Path | None, name: str, model: str | None = None, **kw: Any):
+    from ..api import Searcher, default_index_root
+
+    if not re.fullmatch(r"[\w.-]+", name) or name in (".", ".."):
+        raise SearcherError(f"--name '{name}': use letters, digits, '.', '-' or '_' only")
+    return Searcher(index if index is not None else default_index_root() / name, model=model, **kw)
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Turn expected failures into one line on stderr and an exit status."""
+    try:
+        return action()
+    except SearcherError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the index keeps every batch committed before the interrupt; "
+                   "run the same command again to finish", err=True)
+        raise typer.Exit(130) from None
+
+
+def _parse_size(text: str, option: str = "--max-file-size") -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", text.lower())
+    if not m:
+        raise SearcherError(f"{option} '{text}': give a size such as 500000, 800KB or 20MB")
+    unit = (m.group(2) or "").rstrip("b").rstrip("i")
+    return int(float(m.group(1)) * 1024 ** " kmgt".index(unit or " "))
+
+
+class AnnChoice(str, Enum):
+    auto = "auto"
+    flat = "flat"
+    hnsw = "hnsw"
+    ivf = "ivf"
+    ivfpq = "ivfpq"
+
+
+class DtypeChoice(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+    int8 = "int8"
+
+
+@app.command()
+def index(
+    folder: Annotated[Path, typer.Argument(help="Folder (or single file) to index.", show_default=False)],
+    index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
+    chunk_tokens: Annotated[Optional[int], typer.Option(
+        help="Largest chunk, in model tokens (default: the most the model reads). Fixed when the index is "
+        "created.", show_default=False)] = None,
+    overlap: Annotated[Optional[int], typer.Option(
+        help="Tokens of whole sentences repeated between neighbouring chunks (default 32). Fixed when the "
+        "index is created.", show_default=False)] = None,
+    ext: Annotated[Optional[list[str]], typer.Option(
+        "--ext", help="Also read files with this extension, e.g. --ext .log (repeatable).")] = None,
+    max_file_size: Annotated[str, typer.Option(help="Skip files larger than this.")] = "10MB",
+    hidden: Annotated[bool, typer.Option("--hidden", help="Also read hidden files and folders.")] = False,
+    no_ignore: Annotated[bool, typer.Option(
+        "--no-ignore", help="Do not honour .gitignore and .searcherignore files.")] = False,
+    batch_size: Annotated[int, typer.Option(
+        help="Chunks per encoder batch (torch; ONNX Runtime runs a batch in calls of at most 8).")] = 32,
+    precision: PrecisionOpt = None,
+    ann: Annotated[Optional[AnnChoice], typer.Option(
+        help="Vector search structure: auto (exact up to 50,000 chunks, then HNSW, or IVF when the memory "
+        "budget requires), or force flat, hnsw, ivf, ivfpq. Kept for later runs.", show_default=False)] = None,
+    vector_dtype: Annotated[Optional[DtypeChoice], typer.Option(
+        help="Store vectors as float32 (default), float16 (half the bytes) or int8 (a quarter). Fixed when the "
+        "index is created.", show_default=False)] = None,
+    memory_budget: Annotated[Optional[str], typer.Option(
+        help="RAM the vector structure may use, e.g. 2GB (default: half of this machine's). Kept for later runs.",
+        show_default=False)] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Make any file that could not be read an error (exit 1, listing them).")] = False,
+    vector_store: Annotated[Optional[StoreChoice], typer.Option(
+        help="Where a new index keeps its vectors: faiss (a file in the index folder, the default) or milvus. "
+        "Fixed at creation; `searcher migrate` moves them.", show_default=False)] = None,
+    milvus_uri: MilvusUriOpt = None, milvus_collection: MilvusCollectionOpt = None,
+    milvus_index: MilvusIndexOpt = None, milvus_token: MilvusTokenOpt = None, milvus_ca: MilvusCaOpt = None,
+    milvus_server_name: MilvusServerNameOpt = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="Embed on a Ray cluster: auto (the cluster this machine belongs to), ray://HEAD:10001, or local "
+        "(start one here).", show_default=False)] = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Index a folder: add new files, re-embed only changed text, drop deleted files.
+
+    Exit status: 0 when every file of a type searcher reads was indexed, 3 when some could not be
+    read (each is listed with its reason; the rest is indexed), 1 on an error or, with --strict,
+    when any file could not be read. Files of other types (images...) are listed, not counted."""
+    from ..ingest.walk import TEXT_EXTENSIONS, WalkOptions
+
+    def go() -> None:
+        extra = {e if e.startswith(".") else f".{e}" for e in (ext or [])}
+        options = WalkOptions(extensions=TEXT_EXTENSIONS | {e.lower() for e in extra},
+                              max_bytes=_parse_size(max_file_size), hidden=hidden, ignore_files=not no_ignore)
+        store = _store_config(vector_store, milvus_uri, milvus_collection, milvus_index, milvus_ca,
+                              milvus_server_name)
+        s = _searcher(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
+                      batch_size=batch_size, vector_store=store, milvus_token=milvus_token, ray_address=ray_address,
+                      precision=precision, ann=ann.value if ann else None,
+                      vector_dtype=vector_dtype.value if vector_dtype else None, memory_budget=memory_budget)
+        with output.progress(quiet or not sys.stderr.isatty()) as progress:
+            report = s.index(folder, options=options, progress=progress)
+        if json_out:
+            for f in report.files:
+                typer.echo(output.json_line(f.to_dict()))
+            typer.echo(output.json_line({"summary": report.summary()}))
+        elif not quiet:
+            output.print_summary(report, s.path)
+        return report
+    report = _run(go)
+    if report.failures:
+        if strict:
+            typer.echo(f"error: {len(report.failures)} file{'s' * (len(report.failures) != 1)} could not be "
+                       "indexed (--strict):", err=True)
+            for f in report.failures:
+                typer.echo(f"  {output.display(f.path)}: {f.reason}", err=True)
+            raise typer.Exit(1)
+        raise typer.Exit(3)
+
+
+class ModeChoice(str, Enum):
+    hybrid = "hybrid"
+    dense = "dense"
+    keyword = "keyword"
+
+
+class FusionChoice(str, Enum):
+    zscore = "zscore"
+    rrf = "rrf"
+
+
+FusionOpt = Annotated[FusionChoice, typer.Option(
+    help="hybrid mode: zscore (weighted sum of standardised scores) or rrf (reciprocal rank fusion).")]
+FeedbackOpt = Annotated[bool, typer.Option(
+    "--feedback/--no-feedback", help="hybrid mode: move the dense query towards the best first-pass results.")]
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in your own words.", show_default=False)],
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of results.")] = 10,
+    mode: Annotated[ModeChoice, typer.Option(
+        help="hybrid: meaning and keywords fused; dense: meaning only; keyword: BM25 only.")] = ModeChoice.hybrid,
+    path: Annotated[Optional[str], typer.Option(
+        help="Only files whose path matches this glob, e.g. 'docs/*.md' ('*' crosses folders).",
+        show_default=False)] = None,
+    type_: Annotated[Optional[list[str]], typer.Option(
+        "--type", "-t", help="Only files with this extension, e.g. -t md -t py (repeatable).",
+        show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option(
+        help="Only documents modified at or after this date: 2026-01-31, 2026-01-31T12:00 or 7d / 12h / 2w ago.",
+        show_default=False)] = None,
+    before: Annotated[Optional[str], typer.Option(
+        help="Only documents modified before this date (same forms as --since).", show_default=False)] = None,
+    meta: Annotated[Optional[list[str]], typer.Option(
+        help="Only documents whose metadata has KEY=VALUE (repeatable; VALUE read as JSON when it parses).",
+        show_default=False)] = None,
+    group_by_file: Annotated[bool, typer.Option(
+        "--group-by-file", help="Show each file once, with its best-matching chunk.")] = False,
+    min_score: Annotated[Optional[float], typer.Option(
+        help="Drop hits scoring below this (cosine for dense, BM25 for keyword, fused score for hybrid).",
+        show_default=False)] = None,
+    rerank: Annotated[Optional[str], typer.Option(
+        help="Re-score the top candidates with this sentence-transformers CrossEncoder (name or path).",
+        show_default=False)] = None,
+    fusion: FusionOpt = FusionChoice.zscore, feedback: FeedbackOpt = True,
+    index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search an index: rank, score, path:line and a snippet per hit (or JSON lines)."""
+    from ..records import Filters
+    from ..search.snippets import make_snippet
+
+    def go() -> None:
+        filters = Filters(path=path, types=tuple(type_ or ()), modified_after=_parse_when(since, "--since"),
+                          modified_before=_parse_when(before, "--before"), metadata=_parse_meta(meta or []))
+        hits = _searcher(index, name, model).search(query, k=k, mode=mode.value, filters=filters,
+                                                     group_by_file=group_by_file, min_score=min_score, rerank=rerank,
+                                                     fusion=fusion.value, feedback=feedback)
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        for rank, h in enumerate(hits, 1):
+            snip = make_snippet(h.text, query)
+            if json_out:
+                typer.echo(output.json_line({"rank": rank, **h.to_dict(), "snippet": snip.text,
+                                  "snippet_line": h.lines[0] + snip.line_offset}))
+                continue
+            typer.echo(f"{rank:>3}  {h.score:.3f}  {output.where(h, snip.line_offset)}")
+            typer.echo(f"     {output.marked(snip.text, snip.marks) if color else snip.text}")
+        if not hits and not json_out:
+            typer.echo("no results", err=True)
+    _run(go)
+
+
+def _parse_when(text: str | None, option: str) -> float | None:
+    """A date, a date and time (local time), or an age such as 7d / 12h / 2w / 30m, as POSIX seconds."""
+    if text is None:
+        return None
+    import datetime as dt
+    import time
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", text.lower())
+    if m:
+        return time.time() - float(m.group(1)) * {"m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+    try:
+        return dt.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise SearcherError(f"{option} '{text}': give a date like 2026-01-31, 2026-01-31T12:00, or an age "
+                            "like 7d, 12h, 2w") from None
+
+
+def _parse_meta(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SearcherError(f"--meta '{pair}': write KEY=VALUE, e.g. --meta team=infra")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(key, []).append(parsed)
+    return {key: v[0] if len(v) == 1 else v for key, v in out.items()}
+
+
+@app.command("eval")
+def eval_(
+    collection: Annotated[Path, typer.Argument(
+        help="Folder with corpus.jsonl[.gz] ({_id, title, text} per line), queries.jsonl[.gz] ({_id, text}) and "
+        "qrels.tsv (query-id, corpus-id, score; header line).", show_default=False)],
+    mode: Annotated[str, typer.Option(help="dense, keyword, hybrid, or all (side by side).")] = "hybrid",
+    index: IndexOpt = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", "-n", help="Index name (default: eval-<collection folder name>); reused when it exists.",
+        show_default=False)] = None,
+    fusion: FusionOpt = FusionChoice.zscore, feedback: FeedbackOpt = True,
+    model: ModelOpt = None, precision: PrecisionOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Measure search quality on a test collection: nDCG@10, Recall@100, MRR@10, query latency."""
+    from ..search.query import MODES
+
+    def go() -> None:
+        modes = MODES if mode == "all" else (mode,)
+        if any(m not in MODES for m in modes):
+            raise SearcherError(f"--mode '{mode}': choose dense, keyword, hybrid or all")
+        s = _searcher(index, name or f"eval-{collection.resolve().name}", model, precision=precision)
+        with output.progress(quiet or not sys.stderr.isatty()) as progress:
+            results = s.evaluate(collection, modes, progress=progress, fusion=fusion.value, feedback=feedback)
+        if json_out:
+            for m, r in results.items():
+                typer.echo(json.dumps({"collection": str(collection), "mode": m, **r}))
+            return
+        typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}  queries")
+        for m, r in results.items():
+            typer.echo(f"{m:<8} {r['ndcg@10']:>8.4f} {r['recall@100']:>7.4f} {r['mrr@10']:>7.4f} "
+                       f"{r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f}  {r['queries']}")
+    _run(go)
+
+
+@app.command()
+def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
+         files: Annotated[bool, typer.Option(
+             "--files", help="List the indexed files and the files skipped, with the reason.")] = False) -> None:
+    """Show what an index holds: files, chunks, model, index type and size on disk."""
+    def go() -> None:
+        s = _searcher(index, name)
+        data = s.info()
+        if files:
+            data |= s.files()
+        if json_out:
+            typer.echo(output.json_line(data))
+            return
+        if files:
+            output.print_files(data)
+            return
+        m = data["model"]
+        typer.echo(f"index:      {data['index']}")
+        typer.echo(f"documents:  {data['documents']} ({data['files']} files)")
+        typer.echo(f"chunks:     {data['chunks']} ({data['vectors']} distinct vectors)")
+        typer.echo(f"model:      {m['name']} (dim {m['dim']}, max {m['max_seq_length']} tokens, "
+                   f"weights {m['fingerprint'][:12]})")
+        typer.echo(f"chunking:   ≤ {data['chunking']['max_tokens']} tokens, "
+                   f"{data['chunking']['overlap_tokens']} overlap")
+        detail = data["ann_detail"]
+        measured = (f"; recall@10 {detail['recall@10']:.3f} vs exact, measured on {detail['recall_queries']} "
+                    f"query-like probes at {detail['measured_at']} vectors ({'efSearch' if data['ann'] == 'hnsw' else 'nprobe'} "
+                    f"{detail['search_param']})" if data["ann"] != "flat" and detail.get("recall@10") is not None
+                    else "")
+        tombstones = f"; {detail['tombstones']} deleted, not yet compacted" if detail.get("tombstones") else ""
+        typer.echo(f"ann index:  {data['ann_description']}{measured}{tombstones}")
+        typer.echo(f"ann choice: {data['ann_setting']}, {data['vector_dtype']} vectors, memory budget "
+                   f"{data['memory_budget'] / 2**30:.1f} GiB")
+        qe = data["query_encoder"]
+        typer.echo("queries:    " + (f"ONNX Runtime, no torch ({qe['file']}; {qe['texts_checked']} texts checked, "
+                                     f"min cosine to torch {qe['min_cosine']:.7f})" if qe["active"] == "onnx"
+                                     else f"torch, because {qe['why_torch']}"))
+        typer.echo(f"disk:       {data['disk_bytes'] / 2**20:.1f} MiB")
+    _run(go)
+
+
+@app.command()
+def delete(
+    ids: Annotated[list[str], typer.Argument(help="Document ids (an indexed file's path, or an id given to "
+                                                   "add()).", show_default=False)],
+    index: IndexOpt = None, name: NameOpt = "default",
+) -> None:
+    """Remove documents from an index by id."""
+    def go() -> None:
+        s = _searcher(index, name)
+        resolved = [str(Path(i).resolve()) if Path(i).exists() else i for i in ids]
+        n = s.delete(resolved)
+        typer.echo(f"{n} of {len(ids)} documents removed")
+        if n < len(ids):
+            raise typer.Exit(1)
+    _run(go)
+
+
+@app.command()
+def migrate(
+    to: Annotated[StoreChoice, typer.Option(help="The vector store to move the index's vectors to.")],
+    index: IndexOpt = None, name: NameOpt = "default",
+    milvus_uri: MilvusUriOpt = None, milvus_collection: MilvusCollectionOpt = None,
+    milvus_index: MilvusIndexOpt = None, milvus_token: MilvusTokenOpt = None, milvus_ca: MilvusCaOpt = None,
+    milvus_server_name: MilvusServerNameOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Move an index's vectors between FAISS and Milvus without re-embedding (copied from the index's
+    database); searches use the new store once the copy is complete, then the old one is deleted."""
+    def go() -> None:
+        target = _store_config(to, milvus_uri, milvus_collection, milvus_index, milvus_ca, milvus_server_name)
+        s = _searcher(index, name, milvus_token=milvus_token)
+        result = s.migrate(target)
+        typer.echo(output.json_line(result) if json_out else
+                   f"moved {result['vectors']} vectors in {result['seconds']:.1f}s: {result['from']} → {result['to']}")
+        if result["old_store_left"] and not json_out:
+            typer.echo(f"warning: the old vectors were not deleted: {result['old_store_left']}", err=True)
+    _run(go)
+
+
+@app.command()
+def serve(
+    index: Annotated[list[Path], typer.Option(
+        "--index", "-i", help="Index folder to serve (repeatable; the first is the default; a request names "
+        "another by its folder name).", show_default=False)],
+    folder: Annotated[Optional[list[Path]], typer.Option(
+        "--folder", "-f", help="Folder that POST /index re-indexes (repeatable); requests cannot name other "
+        "paths.", show_default=False)] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    token: Annotated[Optional[str], typer.Option(
+        help="Require 'Authorization: Bearer TOKEN' (default: $SEARCHER_TOKEN, if set).", show_default=False)] = None,
+    model: ModelOpt = None,
+    rerank: Annotated[Optional[list[str]], typer.Option(
+        "--rerank", help="CrossEncoder that requests may ask for by name (repeatable).", show_default=False)] = None,
+    max_k: Annotated[int, typer.Option(help="Largest k a request may ask for.")] = 100,
+    max_query_chars: Annotated[int, typer.Option(help="Longest query, in characters.")] = 2000,
+    max_batch: Annotated[int, typer.Option(help="Most documents per POST /documents.")] = 256,
+    max_body: Annotated[str, typer.Option(help="Largest request body.")] = "4MB",
+    readers: Annotated[int, typer.Option(help="Searches run at once per index (they share the index file's "
+                                              "memory-mapped vectors).")] = 2,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve indexes over HTTP: POST /search, POST /documents, DELETE /documents/{id}, POST /index, GET /info."""
+    def go() -> None:
+        try:
+            from .server import Limits
+            from .server import serve as run_server
+        except ImportError as exc:
+            raise SearcherError(f"the server needs the 'server' extra: pip install 'searcher[server]' ({exc})")
+        limits = Limits(max_query_chars=max_query_chars, max_k=max_k, max_batch=max_batch,
+                        max_body_bytes=_parse_size(max_body, "--max-body"), readers=readers)
+        run_server(index, folder or [], host=host, port=port, token=token, limits=limits, model=model,
+                   rerankers=rerank or [], log_level=log_level)
+    _run(go)
+
+
+@app.command()
+def mcp(
+    index: Annotated[list[Path], typer.Option(
+        "--index", "-i", help="Index folder to expose (repeatable; the first is the default).", show_default=False)],
+    folder: Annotated[Optional[list[Path]], typer.Option(
+        "--folder", "-f", help="Folder the index tool may re-index (repeatable).", show_default=False)] = None,
+    model: ModelOpt = None,
+) -> None:
+    """Run an MCP server on stdio with search, index_status and reindex tools (for agents)."""
+    def go() -> None:
+        try:
+            from .mcp import run_stdio
+        except ImportError as exc:
+            raise SearcherError(f"MCP needs the 'mcp' extra: pip install 'searcher[mcp]' ({exc})")
+        run_stdio(index, folder or [], model=model)
+    _run(go)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""What the command line prints: paths as a person reads them, JSON lines, the progress bar, the
+index run's summary, a hit's location and highlighted snippet, the list of indexed files."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..ingest.pathtext import display as display_path
+from ..records import location_unit
+
+
+def display(path: str | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return display_path(os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path)
+    except ValueError:
+        return display_path(path)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_line(obj: Any) -> str:
+    """One JSON line; a file name that is not UTF-8 keeps its bytes as \\udcXX escapes (Python's
+    json.loads gives back the exact name) instead of failing to print."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
+
+
+class progress:
+    """A rich progress bar on stderr over the files that must be read, or nothing."""
+
+    def __init__(self, silent: bool):
+        self.silent = silent
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self):
+        if self.silent:
+            return None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                             console=Console(stderr=True), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task("index", total=None)
+        return self._update
+
+    def _update(self, done: int, total: int) -> None:
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def print_summary(report, index_path: Path) -> None:
+    s = report.summary()
+    typer.echo(f"{s['added']} added, {s['updated']} updated, {s['unchanged']} unchanged, "
+               f"{s['removed']} removed, {s['skipped']} skipped; {s['chunks_embedded']} chunks embedded "
+               f"in {s['seconds']:.1f}s → {index_path}")
+    if s["by_type"]:
+        typer.echo(f"  {'type':<10}{'read':>7}{'unchanged':>11}{'chunks':>8}{'failed':>8}")
+        for kind, row in s["by_type"].items():
+            typer.echo(f"  {kind:<10}{row['read']:>7}{row['unchanged']:>11}{row['chunks']:>8}{row['failed']:>8}")
+    for reason, n in sorted(s["skipped_reasons"].items(), key=lambda x: -x[1]):
+        typer.echo(f"  skipped {n}: {reason}")
+    failures = report.failures
+    for f in failures[:10]:
+        typer.echo(f"  ! {display(f.path)}: {f.reason}")
+    if len(failures) > 10:
+        typer.echo(f"  ! ... and {len(failures) - 10} more (searcher info --files lists them all)")
+
+
+def where(h, line_offset: int) -> str:
+    """path:line for text and code, path p.N for PDF, path cell N for notebooks, the path alone for
+    HTML and DOCX (their extracted text's lines are not the file's); then the heading path."""
+    if not h.path:
+        where = h.id
+    else:
+        unit = location_unit(h.path)
+        where = display(h.path)
+        if unit == "line":
+            where += f":{h.lines[0] + line_offset}"
+        elif h.page is not None:
+            where += f" p.{h.page}" if unit == "page" else f" {unit} {h.page}"
+    return f"{where} ({h.heading})" if h.heading else where
+
+
+def marked(text: str, marks: tuple[tuple[int, int], ...]) -> str:
+    out, pos = [], 0
+    for a, b in marks:
+        if a < pos:
+            continue
+        out += [text[pos:a], "\033[1;33m", text[a:b], "\033[0m"]
+        pos = b
+    return "".join(out + [text[pos:]])
+
+
+def print_files(data: dict[str, Any]) -> None:
+    typer.echo(f"indexed ({len(data['indexed'])}):")
+    for d in data["indexed"]:
+        label = display(d["id"]) if d["source"] == "file" else f"{d['id']} (added)"
+        typer.echo(f"  {label}  [{d['kind'] or 'text'}, {d['chunks']} chunk{'s' * (d['chunks'] != 1)}]")
+    typer.echo(f"skipped ({len(data['skipped'])}):")
+    for f in data["skipped"]:
+        typer.echo(f"  {display(f['path'])}: {f['reason']}")

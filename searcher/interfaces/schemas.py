@@ -1,0 +1,162 @@
+"""The HTTP API's request and response bodies (pydantic models, in the OpenAPI schema) and its
+error type. Requests are strict: unknown fields and wrong types are a 400, never coerced."""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Optional, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
+from typing_extensions import Annotated
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+_MAX_SECONDS = 9e9          # POSIX seconds whose nanoseconds still fit SQLite's 64-bit integers
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+Finite = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+Scalar = Union[StrictBool, Int64, Finite, StrictStr, None]
+Seconds = Annotated[float, Field(ge=-_MAX_SECONDS, le=_MAX_SECONDS, allow_inf_nan=False)]
+
+
+def _check_json(value: Any, depth: int = 0) -> Any:
+    """Metadata must round-trip through JSON and SQLite: finite numbers, 64-bit integers, bounded depth."""
+    if depth > 20:
+        raise ValueError("metadata is nested too deeply")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("metadata numbers must be finite")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError("metadata integers must fit in 64 bits")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_json(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json(v, depth + 1)
+    return value
+
+
+class FiltersIn(_Strict):
+    path: Optional[str] = Field(None, max_length=1000, description="Glob on the file path ('*' crosses folders).")
+    types: list[Annotated[str, Field(max_length=50)]] = Field(default_factory=list, max_length=50,
+                                                              description="File extensions, e.g. ['md', 'py'].")
+    modified_after: Optional[Seconds] = Field(None, description="POSIX seconds, inclusive.")
+    modified_before: Optional[Seconds] = Field(None, description="POSIX seconds, exclusive.")
+    metadata: dict[str, Union[Scalar, list[Scalar]]] = Field(
+        default_factory=dict, max_length=50, description="key → value (or list: any of).")
+
+
+class SearchIn(_Strict):
+    query: str = Field(..., min_length=1, description="What to look for, in your own words.")
+    k: int = Field(10, ge=1, description="Number of hits.")
+    mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+    filters: Optional[FiltersIn] = None
+    group_by_file: bool = False
+    min_score: Optional[Finite] = None
+    rerank: Optional[str] = Field(None, description="A CrossEncoder the server was started with (--rerank).")
+    fusion: Literal["zscore", "rrf"] = "zscore"
+    feedback: bool = True
+    index: Optional[str] = Field(None, description="Index name (default: the first --index).")
+
+
+class HitOut(BaseModel):
+    id: str
+    path: Optional[str]
+    score: float
+    text: str
+    lines: list[int]
+    chunk: int
+    chars: list[int]
+    page: Optional[int]
+    heading: Optional[str]
+    location: str = Field("", description="Where in the document, for people: ':120 (Install > Linux)', "
+                                          "'p.7 (2 Methods)', 'cell 4'.")
+    metadata: dict[str, Any]
+
+
+class SearchOut(BaseModel):
+    index: str
+    hits: list[HitOut]
+    took_ms: float
+
+
+class DocumentIn(_Strict):
+    id: Optional[str] = Field(None, min_length=1, max_length=1000, description="Default: a new random id.")
+    text: str = Field(..., min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_json(value)
+
+
+class DocumentsIn(_Strict):
+    documents: list[DocumentIn] = Field(..., min_length=1)
+    index: Optional[str] = None
+
+
+class DocumentsOut(BaseModel):
+    index: str
+    ids: list[str]
+
+
+class DeleteOut(BaseModel):
+    index: str
+    id: str
+    deleted: int
+
+
+class DeleteIn(_Strict):
+    ids: list[str] = Field(..., min_length=1, description="Document ids, removed in one commit.")
+    index: Optional[str] = None
+
+
+class DeleteManyOut(BaseModel):
+    index: str
+    deleted: int
+
+
+class IndexIn(_Strict):
+    index: Optional[str] = None
+
+
+class JobOut(BaseModel):
+    id: str
+    index: str
+    status: Literal["queued", "running", "done", "failed"]
+    status_url: str
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    folders: list[str]
+    summary: list[dict[str, Any]] = Field(default_factory=list, description="One index-run summary per folder.")
+    error: Optional[str] = None
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    indexes: list[str]
+
+
+ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+           409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message

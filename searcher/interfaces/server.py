@@ -1,0 +1,437 @@
+"""``searcher serve``: an HTTP API (FastAPI + uvicorn) over one or more indexes.
+
+Concurrency model
+-----------------
+* One loaded model per process: every ``Searcher`` here gets its encoder from
+  ``searcher.embedding.load_encoder``'s process-wide cache.
+* Reads: a small pool of read-only ``Searcher`` objects per index (a ``Searcher`` holds an
+  in-memory FAISS index and a SQLite connection and is not safe to share between threads). A
+  request checks one out, searches inside a SQLite read transaction, and puts it back; a search
+  therefore sees one commit, never half of one, and catches up with newer commits by itself.
+* Writes (``POST /documents``, ``DELETE /documents/{id}``, ``POST /index``): one writer
+  ``Searcher`` per index behind a lock; the file lock inside ``Searcher`` refuses a writer in
+  another process (HTTP 409).
+* Shutdown: uvicorn stops accepting connections and finishes in-flight requests; a running index
+  job is waited for (bounded), and every batch it committed survives anyway.
+
+Safety: binds 127.0.0.1 by default; a bearer token (``--token`` / ``$SEARCHER_TOKEN``) is required
+to bind anything else; limits on query length, k, batch size and body size; ``POST /index`` indexes
+only the folders given to ``serve --folder`` — no request names a path, and document ids are
+opaque keys in the index, never opened as files.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..api import Searcher
+from ..errors import LockedError, SearcherError
+from ..records import Filters
+from .schemas import (
+    ERRORS,
+    ApiError,
+    DeleteIn,
+    DeleteManyOut,
+    DeleteOut,
+    DocumentsIn,
+    DocumentsOut,
+    HealthOut,
+    HitOut,
+    IndexIn,
+    JobOut,
+    SearchIn,
+    SearchOut,
+)
+
+log = logging.getLogger("searcher.server")
+TOKEN_ENV = "SEARCHER_TOKEN"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_query_chars: int = 2000
+    max_k: int = 100
+    max_batch: int = 256          # documents per POST /documents
+    max_text_chars: int = 200_000  # characters per document text
+    max_body_bytes: int = 4 * 2**20
+    readers: int = 2              # read-only Searchers per index
+    writer_wait: float = 30.0     # seconds a write waits for another write in this server before 409
+
+
+# ---- the shared state ---------------------------------------------------------------------------
+@dataclass
+class Job:
+    id: str
+    index: str
+    folders: list[str]
+    status: str = "queued"
+    started: float | None = None
+    finished: float | None = None
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    thread: threading.Thread | None = None
+
+    def out(self) -> JobOut:
+        return JobOut(id=self.id, index=self.index, status=self.status, status_url=f"/index/{self.id}",
+                      started=self.started, finished=self.finished, folders=self.folders,
+                      summary=self.summary, error=self.error)
+
+
+class IndexHandle:
+    """One index: a pool of reader ``Searcher``s and one writer ``Searcher`` behind a lock."""
+
+    def __init__(self, name: str, path: Path, model: str | None, readers: int):
+        self.name, self.path, self.model = name, path, model
+        self._pool: queue.Queue[Searcher] = queue.Queue()
+        for _ in range(max(1, readers)):
+            self._pool.put(Searcher(path, model=model))
+        self.writer = Searcher(path, model=model)
+        self.write_lock = threading.Lock()
+
+    @contextmanager
+    def reader(self) -> Iterator[Searcher]:
+        s = self._pool.get()
+        try:
+            yield s
+        finally:
+            self._pool.put(s)
+
+    @contextmanager
+    def writing(self, wait: float) -> Iterator[Searcher]:
+        if not self.write_lock.acquire(timeout=wait):
+            raise LockedError(f"index '{self.name}' is being written by another request (an index run?); "
+                              "retry later")
+        try:
+            yield self.writer
+        finally:
+            self.write_lock.release()
+
+    def close(self) -> None:
+        while not self._pool.empty():
+            self._pool.get_nowait().close()
+        self.writer.close()
+
+
+class State:
+    def __init__(self, indexes: list[Path], folders: list[Path], token: str | None, limits: Limits,
+                 model: str | None, rerankers: list[str]):
+        if not indexes:
+            raise SearcherError("give at least one --index")
+        self.handles: dict[str, IndexHandle] = {}
+        for p in indexes:
+            p = Path(p).expanduser().resolve()
+            name = p.name
+            if name in self.handles:
+                raise SearcherError(f"two indexes named '{name}'; give index folders with different names")
+            self.handles[name] = IndexHandle(name, p, model, limits.readers)
+        self.default = next(iter(self.handles))
+        self.folders = [Path(f).expanduser().resolve() for f in folders]
+        for f in self.folders:
+            if not f.exists():
+                raise SearcherError(f"--folder {f}: no such file or folder")
+        self.token = token
+        self.limits = limits
+        self.rerankers = set(rerankers)
+        self.jobs: dict[str, Job] = {}
+        self.jobs_lock = threading.Lock()
+
+    def handle(self, name: str | None) -> IndexHandle:
+        name = name or self.default
+        if name not in self.handles:
+            raise ApiError(404, f"no index named '{name}' on this server; choose one of: {', '.join(self.handles)}")
+        return self.handles[name]
+
+    def start_job(self, h: IndexHandle) -> Job:
+        if not self.folders:
+            raise ApiError(400, "this server was started without --folder; there is nothing to index")
+        with self.jobs_lock:
+            for job in self.jobs.values():
+                if job.index == h.name and job.status in ("queued", "running"):
+                    return job
+            job = Job(uuid.uuid4().hex, h.name, [str(f) for f in self.folders])
+            self.jobs[job.id] = job
+            if len(self.jobs) > 100:   # keep the newest finished jobs only
+                for old in [j for j in self.jobs.values() if j.status in ("done", "failed")][:-50]:
+                    del self.jobs[old.id]
+            job.thread = threading.Thread(target=self._run_job, args=(job, h), name=f"index-{job.id[:8]}",
+                                          daemon=True)
+            job.thread.start()
+        return job
+
+    def _run_job(self, job: Job, h: IndexHandle) -> None:
+        job.status, job.started = "running", time.time()
+        try:
+            with h.writing(wait=24 * 3600):
+                for folder in self.folders:
+                    report = h.writer.index(folder)
+                    job.summary.append({"folder": str(folder), **report.summary()})
+            job.status = "done"
+        except SearcherError as exc:
+            job.status, job.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a job reports, never kills the server
+            log.exception("index job %s failed", job.id)
+            job.status, job.error = "failed", f"internal error: {type(exc).__name__}"
+        finally:
+            job.finished = time.time()
+
+    def wait_for_jobs(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for job in list(self.jobs.values()):
+            if job.thread is not None and job.thread.is_alive():
+                job.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        for h in self.handles.values():
+            h.close()
+
+
+# ---- body-size limit (Content-Length and streamed bodies) --------------------------------------
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for key, value in scope.get("headers", []):
+            if key == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    return await _send_error(send, 413, f"request body over {self.max_bytes} bytes")
+        # read the body here (it is small, by the limit) so that an oversized stream gets a clean 413
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await _send_error(send, 413, f"request body over {self.max_bytes} bytes")
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+        await self.app(scope, replay, send)
+
+
+async def _send_error(send: Send, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:1000] or "error"
+
+
+# ---- the app -----------------------------------------------------------------------------------
+def create_app(indexes: list[Path], folders: list[Path] = (), *, token: str | None = None,
+               limits: Limits = Limits(), model: str | None = None, rerankers: list[str] = (),
+               shutdown_wait: float = 30.0) -> FastAPI:
+    state = State(list(indexes), list(folders), token, limits, model, list(rerankers))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        import anyio.to_thread
+        await anyio.to_thread.run_sync(state.wait_for_jobs, shutdown_wait)
+        state.close()
+
+    app = FastAPI(title="searcher", version="1", lifespan=lifespan,
+                  description="Local-first semantic search: search, add and delete documents, re-index folders.")
+    app.state.searcher = state
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return JSONResponse({"error": _one_line(exc.message)}, status_code=exc.status)
+
+    @app.exception_handler(LockedError)
+    async def _locked(request: Request, exc: LockedError):
+        return JSONResponse({"error": _one_line(str(exc))}, status_code=409, headers={"Retry-After": "1"})
+
+    @app.exception_handler(SearcherError)
+    async def _searcher_error(request: Request, exc: SearcherError):
+        status = 404 if str(exc).startswith("no index at") else 400
+        return JSONResponse({"error": _one_line(str(exc))}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        parts = []
+        for e in exc.errors()[:3]:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        return JSONResponse({"error": _one_line("; ".join(parts) or "invalid request")}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": _one_line(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    def auth(request: Request) -> None:
+        if state.token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), state.token.encode()):
+            raise ApiError(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'")
+
+    guarded = [Depends(auth)]
+
+    @app.get("/health", response_model=HealthOut, tags=["status"])
+    def health() -> HealthOut:
+        """Liveness: the server answers (no token needed)."""
+        return HealthOut(status="ok", indexes=list(state.handles))
+
+    @app.get("/info", dependencies=guarded, responses=ERRORS, tags=["status"])
+    def info(index: Optional[str] = Query(None, max_length=200)) -> dict[str, Any]:
+        """What an index holds: documents, chunks, model, ANN type, size on disk."""
+        h = state.handle(index)
+        with h.reader() as s:
+            return {"name": h.name, **s.info()}
+
+    @app.post("/search", response_model=SearchOut, dependencies=guarded, responses=ERRORS, tags=["search"])
+    def search(body: SearchIn) -> SearchOut:
+        """The k chunks that best answer the query, best first."""
+        lim = state.limits
+        if len(body.query) > lim.max_query_chars:
+            raise ApiError(422, f"query: at most {lim.max_query_chars} characters")
+        if body.k > lim.max_k:
+            raise ApiError(422, f"k: at most {lim.max_k}")
+        if body.rerank is not None and body.rerank not in state.rerankers:
+            raise ApiError(400, f"rerank '{body.rerank}' is not enabled on this server (start it with --rerank)")
+        filters = None
+        if body.filters is not None:
+            f = body.filters
+            filters = Filters(path=f.path, types=tuple(f.types), modified_after=f.modified_after,
+                              modified_before=f.modified_before, metadata=f.metadata)
+        h = state.handle(body.index)
+        t0 = time.perf_counter()
+        with h.reader() as s:
+            hits = s.search(body.query, k=body.k, mode=body.mode, filters=filters, group_by_file=body.group_by_file,
+                            min_score=body.min_score, rerank=body.rerank, fusion=body.fusion, feedback=body.feedback)
+        return SearchOut(index=h.name, hits=[HitOut(**hit.to_dict()) for hit in hits],
+                         took_ms=round((time.perf_counter() - t0) * 1000, 3))
+
+    @app.post("/documents", response_model=DocumentsOut, dependencies=guarded, responses=ERRORS,
+              tags=["documents"])
+    def add_documents(body: DocumentsIn) -> DocumentsOut:
+        """Add (or replace, by id) texts with ids and metadata."""
+        lim = state.limits
+        if len(body.documents) > lim.max_batch:
+            raise ApiError(422, f"documents: at most {lim.max_batch} per request")
+        for d in body.documents:
+            if len(d.text) > lim.max_text_chars:
+                raise ApiError(422, f"documents: a text has more than {lim.max_text_chars} characters")
+        ids = [d.id or uuid.uuid4().hex for d in body.documents]
+        h = state.handle(body.index)
+        with h.writing(lim.writer_wait) as s:
+            done = s.add([d.text for d in body.documents], ids=ids, metadata=[d.metadata for d in body.documents])
+        return DocumentsOut(index=h.name, ids=done)
+
+    @app.delete("/documents/{doc_id:path}", response_model=DeleteOut, dependencies=guarded, responses=ERRORS,
+                tags=["documents"])
+    def delete_document(doc_id: str, index: Optional[str] = Query(None, max_length=200)) -> DeleteOut:
+        """Remove one document from the index by id (an added id, or an indexed file's path). The file
+        itself, if any, is never touched."""
+        h = state.handle(index)
+        with h.writing(state.limits.writer_wait) as s:
+            n = s.delete([doc_id])
+        if n == 0:
+            raise ApiError(404, f"no document with id '{doc_id[:200]}' in index '{h.name}'")
+        return DeleteOut(index=h.name, id=doc_id, deleted=n)
+
+    @app.post("/documents/delete", response_model=DeleteManyOut, dependencies=guarded, responses=ERRORS,
+              tags=["documents"])
+    def delete_documents(body: DeleteIn) -> DeleteManyOut:
+        """Remove several documents by id in one commit; returns how many existed."""
+        if len(body.ids) > state.limits.max_batch:
+            raise ApiError(422, f"ids: at most {state.limits.max_batch} per request")
+        h = state.handle(body.index)
+        with h.writing(state.limits.writer_wait) as s:
+            n = s.delete(body.ids)
+        return DeleteManyOut(index=h.name, deleted=n)
+
+    @app.post("/index", response_model=JobOut, status_code=202, dependencies=guarded, responses=ERRORS,
+              tags=["index"])
+    def start_index(body: Optional[IndexIn] = None) -> JobOut:
+        """Re-index the server's configured folders incrementally, in the background. Returns a job whose
+        status_url reports progress; a run already going for this index is returned instead of a new one."""
+        h = state.handle(body.index if body else None)
+        return state.start_job(h).out()
+
+    @app.get("/index/{job_id}", response_model=JobOut, dependencies=guarded, responses=ERRORS, tags=["index"])
+    def job_status(job_id: str) -> JobOut:
+        """Status of an index job."""
+        job = state.jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, f"no index job '{job_id[:100]}'")
+        return job.out()
+
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(indexes: list[Path], folders: list[Path], *, host: str = "127.0.0.1", port: int = 8765,
+          token: str | None = None, limits: Limits = Limits(), model: str | None = None,
+          rerankers: list[str] = (), log_level: str = "info", warm: bool = True) -> None:
+    """Run the server until SIGINT/SIGTERM; in-flight requests finish first."""
+    import uvicorn
+
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host) and not token:
+        raise SearcherError(f"--host {host} is not a loopback address: set a token with --token or "
+                            f"${TOKEN_ENV} so strangers cannot read or change your index")
+    app = create_app(indexes, folders, token=token, limits=limits, model=model, rerankers=rerankers)
+    if warm:   # load the query encoder and vectors once, before the first request
+        state: State = app.state.searcher
+        h = state.handles[state.default]
+        try:
+            with h.reader() as s:
+                s.warm()
+        except SearcherError as exc:
+            log.warning("%s", exc)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30,
+                            limit_concurrency=256, server_header=False)
+    uvicorn.Server(config).run()

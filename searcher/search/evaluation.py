@@ -1,0 +1,120 @@
+"""Measure retrieval quality on a test collection: nDCG@10, Recall@100, MRR@10 and latency.
+
+A collection is a folder with corpus.jsonl[.gz] ({"_id", "title", "text"}), queries.jsonl[.gz]
+({"_id", "text"}) and qrels.tsv (query-id, corpus-id, score; a header line). Metrics follow
+trec_eval: graded gains (the judged score, linear) with a log2(rank + 1) discount for nDCG, the
+ideal ranking built from every judged-relevant document; a document is relevant when score > 0.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import SearcherError
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    corpus: list[tuple[str, str]]                  # (doc id, text to index)
+    queries: list[tuple[str, str]]                 # (query id, text), only queries with a relevant doc
+    qrels: dict[str, dict[str, int]]               # query id → doc id → graded relevance
+
+
+def _open(folder: Path, stem: str) -> IO[str]:
+    for name, opener in ((f"{stem}.jsonl.gz", gzip.open), (f"{stem}.jsonl", open)):
+        if (folder / name).is_file():
+            return opener(folder / name, "rt", encoding="utf-8")  # type: ignore[operator]
+    raise SearcherError(f"{folder}: no {stem}.jsonl or {stem}.jsonl.gz (see `searcher eval --help` for the layout)")
+
+
+def _jsonl(f: IO[str], what: str) -> Iterator[dict[str, Any]]:
+    with f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    raise SearcherError(f"{what}: line {n} is not JSON") from None
+
+
+def load_collection(folder: str | Path) -> Collection:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SearcherError(f"{folder}: no such folder")
+    qrels: dict[str, dict[str, int]] = {}
+    try:
+        lines = (folder / "qrels.tsv").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise SearcherError(f"{folder}: no qrels.tsv") from None
+    for n, line in enumerate(lines, 1):
+        parts = line.split("\t")
+        if n == 1 and not parts[-1].strip().lstrip("-").isdigit():
+            continue  # header
+        if len(parts) < 3:
+            if line.strip():
+                raise SearcherError(f"{folder / 'qrels.tsv'}: line {n} needs query-id, corpus-id and score")
+            continue
+        qrels.setdefault(parts[0], {})[parts[1]] = int(float(parts[-1]))
+    corpus = []
+    for d in _jsonl(_open(folder, "corpus"), "corpus"):
+        text = "\n\n".join(x for x in ((d.get("title") or "").strip(), (d.get("text") or "").strip()) if x)
+        if text:
+            corpus.append((str(d["_id"]), text))
+    queries = [(str(q["_id"]), q["text"]) for q in _jsonl(_open(folder, "queries"), "queries")
+               if any(g > 0 for g in qrels.get(str(q["_id"]), {}).values())]
+    if not corpus or not queries:
+        raise SearcherError(f"{folder}: needs at least one document and one judged query")
+    return Collection(folder.name, corpus, queries, qrels)
+
+
+def ndcg(ranking: Sequence[str], rels: dict[str, int], k: int) -> float:
+    dcg = sum(rels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranking[:k]) if rels.get(d, 0) > 0)
+    ideal = sorted((g for g in rels.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall(ranking: Sequence[str], rels: dict[str, int], k: int) -> float:
+    relevant = {d for d, g in rels.items() if g > 0}
+    return len(relevant.intersection(ranking[:k])) / len(relevant) if relevant else 0.0
+
+
+def mrr(ranking: Sequence[str], rels: dict[str, int], k: int) -> float:
+    for i, d in enumerate(ranking[:k]):
+        if rels.get(d, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def evaluate(search: Callable[[str], list[str]], collection: Collection) -> dict[str, float]:
+    """Run every query through ``search`` (query → ranked doc ids) and average the metrics."""
+    scores: dict[str, list[float]] = {"ndcg@10": [], "recall@100": [], "mrr@10": []}
+    latencies = []
+    for qid, text in collection.queries:
+        t0 = time.perf_counter()
+        ranking = search(text)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        rels = collection.qrels.get(qid, {})
+        scores["ndcg@10"].append(ndcg(ranking, rels, 10))
+        scores["recall@100"].append(recall(ranking, rels, 100))
+        scores["mrr@10"].append(mrr(ranking, rels, 10))
+    out = {name: statistics.fmean(v) for name, v in scores.items()}
+    out |= {"queries": len(collection.queries), "p50_ms": percentile(latencies, 0.5),
+            "p95_ms": percentile(latencies, 0.95)}
+    return out

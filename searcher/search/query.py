@@ -1,0 +1,154 @@
+"""The read path: query → dense and keyword candidates → fusion → (rerank) → ``Hit`` records.
+
+Filters are applied inside both legs (a FAISS ID selector, an SQL condition on the FTS5 query),
+so a filtered search returns k hits whenever k matching chunks exist.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+from ..errors import SearcherError
+from ..records import Filters, Hit
+from ..store import keyword
+from ..store.protocol import VectorStore
+from ..store.sqlite import ChunkRow, Store
+from .fusion import FUSIONS, MIN_CANDIDATES, Fusion, rrf, zscore
+
+Mode = Literal["dense", "keyword", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
+MAX_K = 10_000
+RERANK_DEPTH = 50          # fused candidates handed to a cross-encoder
+PRF_DOCS = 3               # hybrid feedback: the top fused chunks whose mean vector is added to the query
+PRF_WEIGHT = 1.5           # ... with this weight relative to the query vector
+
+
+class QueryEncoder(Protocol):
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+    def unknown_fraction(self, text: str) -> float: ...
+
+
+class Reranker(Protocol):
+    def predict(self, pairs: list[tuple[str, str]], **kw) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    k: int = 10
+    mode: Mode = "hybrid"
+    filters: Filters = field(default_factory=Filters)
+    group_by_file: bool = False    # at most one hit (the best chunk) per document
+    fusion: Fusion = "zscore"      # hybrid only: how the legs' candidates are combined
+    feedback: bool = True          # hybrid only: pseudo-relevance feedback on the dense leg
+    min_score: float | None = None
+    rerank: str | None = None      # a sentence-transformers CrossEncoder name or path
+
+
+def check_query(query: str, options: SearchOptions) -> str:
+    """Refuse what cannot be answered, with a message that says what to change."""
+    if not isinstance(query, str) or not query.strip():
+        raise SearcherError("the query is empty: give some words to search for")
+    k = options.k
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k > MAX_K:
+        raise SearcherError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+    if options.mode not in MODES:
+        raise SearcherError(f"mode must be one of {', '.join(MODES)}, got {options.mode!r}")
+    if options.fusion not in FUSIONS:
+        raise SearcherError(f"fusion must be one of {', '.join(FUSIONS)}, got {options.fusion!r}")
+    return query.strip()
+
+
+def dense_weight(encoder: QueryEncoder, query: str) -> float:
+    """How much of the query the model can see: 1 minus the share of its tokens that the model's own
+    tokenizer maps to the unknown token. A leg that sees less than half of the query is dropped, so
+    that, e.g., a Chinese query to an English model is answered by keywords alone instead of being
+    drowned by the noise of its dense neighbours."""
+    seen = 1.0 - encoder.unknown_fraction(query)
+    return seen if seen >= 0.5 else 0.0
+
+
+def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncoder], vectors: Callable[[], VectorStore],
+           store: Store, reranker: Callable[[str], Reranker]) -> list[Hit]:
+    """Run one query; call inside a store snapshot so every leg sees the same commit."""
+    query = check_query(query, options)
+    allowed = None if options.filters.empty else store.filtered_ids(options.filters)
+    if allowed is not None and len(allowed) == 0:
+        return []
+    match = keyword.match_expression(query) if options.mode != "dense" else None
+    w_dense = 1.0
+    if options.mode == "hybrid":
+        w_dense = dense_weight(encoder(), query)
+    qvec = encoder().encode([query])[0] if options.mode != "keyword" and w_dense > 0 else None
+
+    n = max(MIN_CANDIDATES, options.k)
+    while True:
+        dense: list[tuple[int, float]] = []
+        if qvec is not None:
+            scores, ids = vectors().search(qvec, n, allowed)
+            dense = [(int(i), float(s)) for i, s in zip(ids, scores)]
+        kw = store.keyword_search(match, n, options.filters) if match else []
+        if options.mode == "dense":
+            ranked = dense
+        elif options.mode == "keyword":
+            ranked = kw
+        else:
+            fuse = zscore if options.fusion == "zscore" else rrf
+            ranked = fuse([(w_dense, dense), (1.0, kw)])
+            if options.feedback and qvec is not None and kw:   # feedback needs the keyword leg's precision
+                dense = _feedback_leg(qvec, ranked, vectors(), n, allowed)
+                ranked = fuse([(w_dense, dense), (1.0, kw)])
+        rows = store.chunk_rows([cid for cid, _ in ranked[:max(n, RERANK_DEPTH)]])
+        ranked = [(cid, s) for cid, s in ranked if cid in rows]
+        if options.group_by_file:
+            ranked = _best_per_document(ranked, rows)
+        exhausted = len(dense) < n and len(kw) < n
+        if len(ranked) >= options.k or exhausted or n >= MAX_K * 4:
+            break
+        n *= 4   # grouping collapsed too many candidates: look deeper
+    if options.rerank:
+        ranked = _rerank(query, ranked, rows, reranker(options.rerank), options.k)
+    hits = [_hit(rows[cid], score) for cid, score in ranked]
+    if options.min_score is not None:
+        hits = [h for h in hits if h.score >= options.min_score]
+    return hits[:options.k]
+
+
+def _feedback_leg(qvec: np.ndarray, fused: list[tuple[int, float]], vectors: VectorStore, n: int,
+                  allowed: np.ndarray | None) -> list[tuple[int, float]]:
+    """Dense candidates for the query moved towards its best fused results (Rocchio pseudo-relevance
+    feedback): the keyword leg's precision steers the dense leg towards the right vocabulary."""
+    top = vectors.reconstruct([cid for cid, _ in fused[:PRF_DOCS]])
+    moved = qvec + PRF_WEIGHT * top.mean(axis=0)
+    moved /= np.linalg.norm(moved) or 1.0
+    scores, ids = vectors.search(moved, n, allowed)
+    return [(int(i), float(s)) for i, s in zip(ids, scores)]
+
+
+def _best_per_document(ranked: list[tuple[int, float]], rows: dict[int, ChunkRow]) -> list[tuple[int, float]]:
+    seen: set[str] = set()
+    out = []
+    for cid, score in ranked:
+        doc = rows[cid].doc_id
+        if doc not in seen:
+            seen.add(doc)
+            out.append((cid, score))
+    return out
+
+
+def _rerank(query: str, ranked: list[tuple[int, float]], rows: dict[int, ChunkRow], model: Reranker,
+            k: int) -> list[tuple[int, float]]:
+    """Re-score the top candidates with a cross-encoder; the rest keep their order below them."""
+    top = ranked[:max(RERANK_DEPTH, k)]
+    scores = model.predict([(query, rows[cid].text) for cid, _ in top], show_progress_bar=False)
+    rescored = sorted(((cid, float(s)) for (cid, _), s in zip(top, np.asarray(scores).reshape(-1))),
+                      key=lambda x: -x[1])
+    return rescored + ranked[len(top):]
+
+
+def _hit(row: ChunkRow, score: float) -> Hit:
+    return Hit(id=row.doc_id, path=row.path, score=float(score), text=row.text,
+               lines=(row.start_line, row.end_line), metadata=row.metadata, chunk=row.ord,
+               chars=(row.start_char, row.end_char), page=row.page, heading=row.heading)
