@@ -26,11 +26,12 @@ from .embed.encoder import (
     DEFAULT_MODEL,
     DEFAULT_PRECISION,
     Encoder,
-    load_encoder,
     load_reranker,
 )
+from .embed.models import load_model
 from .embed.onnx import SAMPLE_CHUNKS, load_query_encoder, unavailable
 from .embed.onnx import export as export_query_encoder
+from .embed.static import StaticEncoder, is_static
 from .errors import SearcherError
 from .ingest.chunking import ChunkingConfig
 from .records import Document, Filters, Hit, IndexReport
@@ -63,6 +64,12 @@ def default_index_root() -> Path:
     return data / "searcher" / "indexes"
 
 
+def _static_index(config: IndexConfig) -> bool:
+    """Whether a static model built the index: its manifest says so after the first write."""
+    qe = config.query_encoder
+    return qe.kind == "static" if qe is not None else is_static(config.model.name)
+
+
 class Searcher:
     """Index folders or texts and search them by meaning.
 
@@ -93,7 +100,7 @@ class Searcher:
         self._ray_encoder: RayEncoder | None = None
         self._precision = precision     # the encoder's (embedding.PRECISIONS); fixed when the index is created
         self._config: IndexConfig | None = None
-        self._encoder: Encoder | None = None
+        self._encoder: Encoder | StaticEncoder | None = None
         self._store: Store | None = None
         self._vectors: VectorStore | None = None
         self._vectors_gen = -1
@@ -133,11 +140,13 @@ class Searcher:
             raise SearcherError(f"{self.path}: this index stores {config.vectors.dtype} vectors, not "
                                 f"{self._vector_dtype}; leave out --vector-dtype or build a new index with --index")
 
-    def _encoder_for(self, config: IndexConfig | None) -> Encoder:
+    def _encoder_for(self, config: IndexConfig | None) -> Encoder | StaticEncoder:
         if self._encoder is None:
             name = self._model_name or (config.model.name if config else DEFAULT_MODEL)
             precision = config.precision if config else self._precision or DEFAULT_PRECISION
-            self._encoder = load_encoder(name, self._batch_size, precision)
+            # the index's own model: its recorded weights find a static model's cached table
+            recorded = config.model.fingerprint if config is not None and self._model_name is None else None
+            self._encoder = load_model(name, self._batch_size, precision, recorded)
         if config is not None and self._model_name is not None:
             info = self._encoder.info
             if info.fingerprint != config.model.fingerprint or info.dim != config.model.dim:
@@ -150,7 +159,10 @@ class Searcher:
     def _query_encoder(self, config: IndexConfig) -> QueryEncoder:
         """For searching: the ONNX encoder exported into the index (no torch in the process) when it
         exists and passed its check, else the torch model. A --model other than the index's own
-        name is loaded with torch, so that its weights can be compared with the manifest."""
+        name is loaded with torch, so that its weights can be compared with the manifest. A static
+        model's queries are table lookups: numpy and tokenizers, no export needed."""
+        if _static_index(config):
+            return self._encoder_for(config)
         if unavailable(self.path, config.query_encoder) is None and self._model_name in (None, config.model.name):
             return load_query_encoder(self.path, config.query_encoder, config.model.dim)
         return self._encoder_for(config)
@@ -159,6 +171,9 @@ class Searcher:
         """Once per index, at the end of its first write (or the first write of an index made before
         exports existed): export the model for the light query encoder, record the outcome."""
         config = self._read_config()
+        if _static_index(config):
+            self._config = update_manifest(self.path, "query_encoder", {"kind": "static"})
+            return
         store = self._open_store()
         with store.snapshot():
             sample = store.sample_texts(SAMPLE_CHUNKS)
@@ -444,7 +459,8 @@ class Searcher:
         with store.snapshot():
             stats = store.stats()
         size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
-        why_torch = unavailable(self.path, config.query_encoder)
+        static = _static_index(config)
+        why_torch = None if static else unavailable(self.path, config.query_encoder)
         ann = saved_info(self.path) or {}
         return {
             "index": str(self.path), **stats, "model": config.model.to_dict(),
@@ -458,7 +474,8 @@ class Searcher:
             "memory_budget": config.vectors.budget,
             "vector_store": config.vector_store.kind,
             "query_encoder": {**(config.query_encoder.to_dict() if config.query_encoder else {}),
-                              "active": "torch" if why_torch else "onnx", "why_torch": why_torch},
+                              "active": "static" if static else "torch" if why_torch else "onnx",
+                              "why_torch": why_torch},
             "disk_bytes": size,
         }
 

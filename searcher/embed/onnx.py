@@ -35,7 +35,7 @@ SAMPLE_CHUNKS = 48            # stored chunks added to the built-in texts for th
 class QueryEncoderInfo:
     """What the manifest records about the index's query encoder (see docs/format.md)."""
 
-    kind: Literal["onnx", "torch"]
+    kind: Literal["onnx", "torch", "static"]   # static: a table lookup (embed.static), nothing exported
     reason: str = ""                 # torch: why there is no ONNX encoder
     unk_token_id: int | None = None
     min_cosine: float | None = None  # onnx: the worst cosine to the torch vectors in the check
@@ -45,6 +45,8 @@ class QueryEncoderInfo:
     def to_dict(self) -> dict[str, Any]:
         if self.kind == "torch":
             return {"kind": "torch", "reason": self.reason}
+        if self.kind == "static":
+            return {"kind": "static"}
         return {"kind": "onnx", "file": ONNX_FILE, "tokenizer": TOKENIZER_FILE, "unk_token_id": self.unk_token_id,
                 "min_cosine": self.min_cosine, "texts_checked": self.texts_checked, "exporter": self.exporter}
 

@@ -29,7 +29,9 @@ import numpy as np
 
 from ..errors import SearcherError
 from .base import ModelInfo
-from .encoder import Encoder, load_encoder
+from .encoder import Encoder
+from .models import load_model
+from .static import StaticEncoder
 
 ROWS_PER_CALL = 64          # texts handed to a worker at a time
 
@@ -54,7 +56,7 @@ class _EmbedWorker:
     """A Ray actor holding one copy of the model for the life of a ``RayEncoder``."""
 
     def __init__(self, model: str, batch_size: int, precision: str, fingerprint: str) -> None:
-        self.encoder = load_encoder(model, batch_size, precision)
+        self.encoder = load_model(model, batch_size, precision, fingerprint)
         if self.encoder.info.fingerprint != fingerprint:
             raise SearcherError(f"the Ray worker's model '{model}' has other weights than the driver's; "
                                 "install the same model on every node")
@@ -70,7 +72,7 @@ class RayEncoder:
     builds its encoder from whichever thread needs it first (its reader thread tokenizes for
     chunking), and Ray must be started from the thread that then drives it."""
 
-    def __init__(self, local: Encoder, address: str, workers: int | None = None):
+    def __init__(self, local: Encoder | StaticEncoder, address: str, workers: int | None = None):
         self.local = local
         self.address = address
         self.workers = workers

@@ -32,8 +32,10 @@ NameOpt = Annotated[str, typer.Option(
     "--name", "-n", help="Name of an index under the default indexes folder ($SEARCHER_INDEXES, or the "
     "repository's indexes/).")]
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="sentence-transformers model name or local path (default: the model that built the "
-    "index; for a new index all-MiniLM-L6-v2, shipped offline).", show_default=False)]
+    "--model", "-m", help="sentence-transformers model name or local path, 'static' (a token table distilled "
+    "once from the default model: far faster indexing, lower quality; docs/static.md) or a Model2Vec folder "
+    "(default: the model that built the index; for a new index all-MiniLM-L6-v2, shipped offline).",
+    show_default=False)]
 PrecisionOpt = Annotated[Optional[str], typer.Option(
     help="Encoder arithmetic: float32 (default) or int8 (about 2x faster indexing, slightly lower quality; "
     "see docs/benchmarks.md). Fixed when the index is created.", show_default=False)]
@@ -370,7 +372,8 @@ def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = 
         typer.echo(f"ann choice: {data['ann_setting']}, {data['vector_dtype']} vectors, memory budget "
                    f"{data['memory_budget'] / 2**30:.1f} GiB")
         qe = data["query_encoder"]
-        typer.echo("queries:    " + (f"ONNX Runtime, no torch ({qe['file']}; {qe['texts_checked']} texts checked, "
+        typer.echo("queries:    " + ("static table lookup: numpy and tokenizers, no torch" if qe["active"] == "static"
+                                     else f"ONNX Runtime, no torch ({qe['file']}; {qe['texts_checked']} texts checked, "
                                      f"min cosine to torch {qe['min_cosine']:.7f})" if qe["active"] == "onnx"
                                      else f"torch, because {qe['why_torch']}"))
         typer.echo(f"disk:       {data['disk_bytes'] / 2**20:.1f} MiB")
