@@ -193,6 +193,8 @@ class StaticEncoder:
         for tok in (self._spans, self._counter):
             tok.no_truncation()
             tok.no_padding()
+        if self._model.embedding.dtype == np.float16:   # stored halved; means are taken in float32
+            self._model.embedding = self._model.embedding.astype(np.float32)
         self.dim = int(self._model.dim)
         self.unk_token_id = self._model.unk_token_id
         self._lock = threading.Lock()   # encode() sets the shared tokenizer's truncation per call
@@ -200,6 +202,15 @@ class StaticEncoder:
     @property
     def max_chunk_tokens(self) -> int:
         return self.max_seq_length - self.special_tokens
+
+    @property
+    def table_shape(self) -> tuple[int, int]:
+        return tuple(self._model.embedding.shape)
+
+    @property
+    def table_bytes(self) -> int:
+        """The table's size in memory (its weights and token mapping, when it has them, are small)."""
+        return int(self._model.embedding.nbytes)
 
     @cached_property
     def info(self) -> ModelInfo:
