@@ -34,6 +34,7 @@ PCA_DIMS = 256
 SIF_COEFFICIENT = 1e-4
 # tokens per chunk: a table reads any length, so this only sets the chunk size (the default model's)
 MAX_SEQ_LENGTH = 256
+GATHER_TOKENS = 8192              # table rows copied at a time when averaging (8 MB at 256 dimensions)
 RECORD = "searcher.json"          # in a distilled folder: its source, settings and fingerprint
 _FILES = ("model.safetensors", "tokenizer.json")
 
@@ -168,7 +169,10 @@ def load_static(name: str = STATIC_MODEL, batch_size: int = 32, fingerprint: str
 
 class StaticEncoder:
     """A Model2Vec table with the indexing encoder's interface (chunking by its own tokenizer,
-    unit vectors, unknown-token share, fingerprint) and the query encoder's; no torch."""
+    unit vectors, unknown-token share, fingerprint) and the query encoder's; no torch.
+
+    Read directly (safetensors and tokenizers) rather than through ``model2vec.StaticModel``, whose
+    import pulls in the Hugging Face Hub client and costs a cold search more than the lookup itself."""
 
     precision = "float32"
     special_tokens = 0             # a table adds no [CLS]/[SEP]: every chunk token is read
@@ -178,26 +182,32 @@ class StaticEncoder:
         self.name, self.folder, self.batch_size = name, folder, batch_size
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         try:
-            from model2vec import StaticModel
+            from safetensors.numpy import load_file
             from tokenizers import Tokenizer
 
-            self._model = StaticModel.from_pretrained(folder)
-            # own copies, untruncated: chunking runs in a reader thread while encode() tokenizes, and
-            # one Rust tokenizer used from two threads at once fails ("Already borrowed")
-            self._spans = Tokenizer.from_str(self._model.tokenizer.to_str())
-            self._counter = Tokenizer.from_str(self._model.tokenizer.to_str())
+            tensors = load_file(str(folder / "model.safetensors"))
+            table = tensors["embeddings"]
+            # a table quantized by vocabulary (Model2Vec's vocabulary_quantization): token → row, and
+            # per-token weights, or neither
+            self._mapping, self._weights = tensors.get("mapping"), tensors.get("weights")
+            # own tokenizers: chunking runs in a reader thread while encode() tokenizes, and one Rust
+            # tokenizer used from two threads at once fails ("Already borrowed")
+            self._spans, self._encoding, self._counter = (Tokenizer.from_file(str(folder / "tokenizer.json"))
+                                                          for _ in range(3))
         except Exception as exc:  # noqa: BLE001 - a missing or damaged file means the same to the user
             raise SearcherError(f"cannot load static model '{name}' from {folder}: {_first_line(exc)} — "
                                 "give a Model2Vec folder, or delete a damaged cached one to distil it "
                                 "again") from None
-        for tok in (self._spans, self._counter):
+        if table.ndim != 2 or table.dtype.kind not in "fi":
+            raise SearcherError(f"static model '{name}': {folder / 'model.safetensors'} holds no table of "
+                                f"vectors (shape {table.shape}, {table.dtype})")
+        self._table = table.astype(np.float32)          # stored halved; means are taken in float32
+        for tok in (self._spans, self._encoding, self._counter):
             tok.no_truncation()
             tok.no_padding()
-        if self._model.embedding.dtype == np.float16:   # stored halved; means are taken in float32
-            self._model.embedding = self._model.embedding.astype(np.float32)
-        self.dim = int(self._model.dim)
-        self.unk_token_id = self._model.unk_token_id
-        self._lock = threading.Lock()   # encode() sets the shared tokenizer's truncation per call
+        self.dim = int(table.shape[1])
+        self.unk_token_id = _unk_id(self._spans)
+        self._lock = threading.Lock()   # one encoding tokenizer, shared by a server's threads
 
     @property
     def max_chunk_tokens(self) -> int:
@@ -205,12 +215,12 @@ class StaticEncoder:
 
     @property
     def table_shape(self) -> tuple[int, int]:
-        return tuple(self._model.embedding.shape)
+        return (int(self._table.shape[0]), int(self._table.shape[1]))
 
     @property
     def table_bytes(self) -> int:
         """The table's size in memory (its weights and token mapping, when it has them, are small)."""
-        return int(self._model.embedding.nbytes)
+        return int(self._table.nbytes)
 
     @cached_property
     def info(self) -> ModelInfo:
@@ -235,15 +245,43 @@ class StaticEncoder:
         return blind_share(enc.ids, enc.tokens, self.unk_token_id)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text (a text of unknown tokens only: zeros)."""
+        """Unit-length float32 vectors, one row per text: the (weighted) mean of its tokens' rows,
+        unknown tokens left out as Model2Vec does; a text of unknown tokens only gets zeros."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return out
         with self._lock:
-            vecs = self._model.encode(list(texts), max_length=None, batch_size=max(self.batch_size, 1024),
-                                      use_multiprocessing=False)
-        vecs = np.asarray(vecs, dtype=np.float32)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(vecs)
+            encodings = self._encoding.encode_batch(list(texts), add_special_tokens=False)
+        ids = [a[a != self.unk_token_id] for a in (np.array(e.ids, dtype=np.int64) for e in encodings)]
+        start = 0
+        while start < len(ids):      # rows gathered in slices of ~GATHER_TOKENS: the copy stays in cache
+            stop, tokens = start, 0
+            while stop < len(ids) and (tokens < GATHER_TOKENS or stop == start):
+                tokens += len(ids[stop])
+                stop += 1
+            self._mean_into(out, ids, start, stop)
+            start = stop
+        return out
+
+    def _mean_into(self, out: np.ndarray, ids: list[np.ndarray], start: int, stop: int) -> None:
+        rows = [r for r in range(start, stop) if len(ids[r])]
+        if not rows:
+            return
+        flat = np.concatenate([ids[r] for r in rows])
+        vecs = self._table[flat if self._mapping is None else self._mapping[flat]]
+        if self._weights is not None:
+            vecs = vecs * self._weights[flat, None]
+        starts = np.concatenate([[0], np.cumsum([len(ids[r]) for r in rows])[:-1]])
+        sums = np.add.reduceat(vecs, starts, axis=0)      # the mean's direction: normalized here
+        out[rows] = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+
+
+def _unk_id(tokenizer: Any) -> int | None:
+    """The tokenizer's unknown token (WordPiece and BPE name it, Unigram gives its id), if any."""
+    model = json.loads(tokenizer.to_str())["model"]
+    if isinstance(model.get("unk_token"), str):
+        return tokenizer.token_to_id(model["unk_token"])
+    return model.get("unk_id")
 
 
 def _first_line(exc: BaseException) -> str:
