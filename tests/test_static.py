@@ -146,3 +146,21 @@ def test_cold_cli_search_needs_neither_torch_nor_onnxruntime(static_cache, notes
     assert json.loads(r.stdout.splitlines()[0])["path"].endswith("logging.md")
     r = run_cli("info", "--index", str(tmp_path / "idx"), env=_blocked_env(tmp_path, HEAVY + ",onnxruntime"))
     assert r.returncode == 0 and "static table lookup" in r.stdout, r.stderr
+
+
+def test_http_server_adds_and_searches_a_static_index(static_cache, notes_tree: Path, tmp_path: Path):
+    pytest.importorskip("fastapi")
+    from searcher.client import Client
+
+    from .test_server import start_server, stop_server
+
+    Searcher(tmp_path / "idx", model="static").index(notes_tree)
+    proc, url = start_server("--index", str(tmp_path / "idx"), log=tmp_path / "server.log")
+    try:
+        client = Client(url)
+        client.add(["Tomato plants need water every day"], ids=["tip"])
+        hits = client.search("water the tomato plants", k=2, mode="dense")
+        assert {h.id for h in hits} >= {"tip"} and client.info()["model"]["name"] == "static"
+    finally:
+        stop_server(proc)
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
