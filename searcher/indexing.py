@@ -20,18 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed.encoder import Encoder
+from .embed.base import TextEncoder
 from .errors import SearcherError
 from .ingest import skiplog
 from .ingest.chunking import ChunkingConfig, chunk_document
-from .ingest.walk import (
-    FileEntry,
-    Skipped,
-    Unreadable,
-    WalkOptions,
-    read_document,
-    walk,
-)
+from .ingest.walk import FileEntry, Skipped, Unreadable, WalkOptions, read_document, walk
 from .records import Chunk, Document, FileReport, IndexReport
 from .store.faiss_index import VectorIndex
 from .store.keyword import terms
@@ -79,7 +72,7 @@ class Writer:
     The single embedding point is ``encoder().encode(texts) -> np.ndarray``: anything with that
     method (and ``token_spans`` for chunking) can stand in for the local model."""
 
-    def __init__(self, store: Store, vectors: VectorIndex, encoder: Callable[[], Encoder],
+    def __init__(self, store: Store, vectors: VectorIndex, encoder: Callable[[], TextEncoder],
                  chunking: ChunkingConfig):
         # the encoder is asked for only when there is text to cut or embed: a run that finds
         # nothing changed never loads the model

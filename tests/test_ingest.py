@@ -5,15 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from searcher.ingest.walk import (
-    FileEntry,
-    Skipped,
-    Unreadable,
-    WalkOptions,
-    decode,
-    read_document,
-    walk,
-)
+from searcher.ingest.walk import FileEntry, Unreadable, WalkOptions, decode, read_document, walk
 
 from .conftest import write_tree
 
