@@ -304,7 +304,7 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
                 else:
                     keep.discard(path)
                     reports.append(FileReport(path, "removed" if state else "skipped", r.error.reason,
-                                              kind=r.entry.kind, failed=True))
+                                              kind=r.entry.kind, failed=r.error.failed))
             elif r.chunks is None:
                 touched.append((path, r.doc.size, r.doc.mtime_ns))
                 reports.append(FileReport(path, "unchanged", kind=r.entry.kind))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +34,53 @@ def json_line(obj: Any) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
 
 
-class progress:
-    """A rich progress bar on stderr over the files that must be read, or nothing."""
+PLAIN_SECONDS = 5.0   # a plain progress line at most this often (and at the first and last step)
 
-    def __init__(self, silent: bool):
-        self.silent = silent
+
+def progress_style(choice: str, quiet: bool) -> str:
+    """``--progress auto``: a bar on a terminal, plain lines otherwise (a log, CI, a pipe)."""
+    if quiet or choice == "none":
+        return "none"
+    if choice == "auto":
+        return "bar" if sys.stderr.isatty() else "plain"
+    return choice
+
+
+class progress:
+    """Progress on stderr over the files that must be read: a rich bar, a plain line every few
+    seconds, or nothing. Used as a context manager that gives the ``progress(done, total)`` callback."""
+
+    def __init__(self, style: str, label: str = "indexing"):
+        self.style, self.label = style, label
         self._bar: Any = None
         self._task: Any = None
+        self._started = self._printed = 0.0
 
     def __enter__(self):
-        if self.silent:
+        if self.style == "none":
             return None
+        self._started = time.monotonic()
+        if self.style == "plain":
+            return self._line
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._bar = Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                              console=Console(stderr=True), transient=True)
         self._bar.start()
-        self._task = self._bar.add_task("index", total=None)
+        self._task = self._bar.add_task(self.label, total=None)
         return self._update
 
     def _update(self, done: int, total: int) -> None:
         self._bar.update(self._task, completed=done, total=total)
+
+    def _line(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self._printed and done < total and now - self._printed < PLAIN_SECONDS:
+            return
+        self._printed = now
+        share = f" ({100 * done // total}%)" if total else ""
+        print(f"{self.label}: {done}/{total}{share}, {now - self._started:.0f}s", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
