@@ -280,8 +280,8 @@ class Searcher:
               progress: Progress | None = None) -> IndexReport:
         """Bring the index up to date with a folder (or one file): add, update, remove.
         ``options``: what to read (default ``WalkOptions()``)."""
-        from .indexing import index_folder
-        from .ingest.walk import WalkOptions
+        from .indexing import check_found, index_folder
+        from .ingest.walk import WalkOptions, walk
 
         root = Path(folder).expanduser()
         if not root.exists():
@@ -289,7 +289,12 @@ class Searcher:
         root = root.resolve()
         if root == self.path or root.is_relative_to(self.path):
             raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
-        return self._write(lambda w: index_folder(root, w, options or WalkOptions(), progress), progress=progress)
+        options = options or WalkOptions()
+        found = None
+        if not self.exists:   # a new index: refuse an empty folder before loading a model or making a folder
+            found = list(walk(root, options))
+            check_found(root, found, known=False)
+        return self._write(lambda w: index_folder(root, w, options, progress, found), progress=progress)
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
             metadata: Sequence[dict[str, Any]] | None = None, *, progress: Progress | None = None) -> list[str]:
@@ -354,21 +359,25 @@ class Searcher:
 
     def search(self, query: str, k: int = 10, *, mode: Mode = "hybrid", filters: Filters | dict | None = None,
                group_by_file: bool = False, min_score: float | None = None,
-               rerank: str | None = None, fusion: Fusion = "zscore", feedback: bool = True) -> list[Hit]:
+               rerank: str | None = None, fusion: Fusion = "zscore", feedback: bool = True,
+               fold_identical: bool = True) -> list[Hit]:
         """The ``k`` chunks that best answer ``query``, best first.
 
         ``mode``: "hybrid" (dense and BM25 keyword candidates fused by reciprocal rank), "dense" or
         "keyword". ``filters``: a ``Filters`` or a dict of its fields (path glob, types,
         modified_after/before, metadata). ``group_by_file``: only the best chunk of each document.
         ``rerank``: a sentence-transformers CrossEncoder that re-scores the top candidates.
-        ``fusion`` ("zscore" or "rrf") and ``feedback`` (pseudo-relevance feedback) shape hybrid mode."""
+        ``fusion`` ("zscore" or "rrf") and ``feedback`` (pseudo-relevance feedback) shape hybrid mode.
+        ``fold_identical``: chunks with exactly the same text (identical files) make one hit that lists
+        the other places in ``Hit.also``."""
         if isinstance(filters, dict):
             try:
                 filters = Filters(**{key: tuple(v) if key == "types" else v for key, v in filters.items()})
             except TypeError as exc:
                 raise SearcherError(f"filters: {exc}") from None
         options = SearchOptions(k=k, mode=mode, filters=filters or Filters(), group_by_file=group_by_file,
-                                min_score=min_score, rerank=rerank, fusion=fusion, feedback=feedback)
+                                min_score=min_score, rerank=rerank, fusion=fusion, feedback=feedback,
+                                fold_identical=fold_identical)
         config = self._read_config()
         store = self._open_store()
         with store.snapshot():

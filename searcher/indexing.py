@@ -230,7 +230,17 @@ def _read_ahead(entries: list[FileEntry], read: Callable[[FileEntry], _Read]) ->
                 thread.join(0.05)
 
 
-def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None) -> IndexReport:
+def check_found(root: Path, found: Sequence[FileEntry | Skipped], known: bool) -> None:
+    """Refuse a run that would index nothing into an index that holds nothing from ``root``."""
+    if known or any(isinstance(e, FileEntry) for e in found):
+        return
+    skipped = [e for e in found if isinstance(e, Skipped)]
+    reasons = f" ({len(skipped)} files skipped, e.g. {skipped[0].path.name}: {skipped[0].reason})" if skipped else ""
+    raise SearcherError(f"{root}: nothing to index — no readable text files found{reasons}")
+
+
+def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None,
+                 found: list[FileEntry | Skipped] | None = None) -> IndexReport:
     """Bring the index in line with ``root``: add new files, update changed ones, drop deleted ones.
 
     A file that cannot be read is reported with its reason and the run goes on. If the problem
@@ -241,13 +251,11 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     started = time.monotonic()
     if not root.exists():
         raise SearcherError(f"{root}: no such file or folder")
-    found = list(walk(root, options))
+    found = list(walk(root, options)) if found is None else found
     known = writer.store.file_states(str(root))
+    check_found(root, found, bool(known))
     entries = [e for e in found if isinstance(e, FileEntry)]
     skipped = [e for e in found if isinstance(e, Skipped)]
-    if not entries and not known:
-        reasons = f" ({len(skipped)} files skipped, e.g. {skipped[0].path.name}: {skipped[0].reason})" if skipped else ""
-        raise SearcherError(f"{root}: nothing to index — no readable text files found{reasons}")
 
     reports: list[FileReport] = []
     keep: set[str] = set()

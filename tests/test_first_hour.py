@@ -89,3 +89,66 @@ def test_help_reads_well_at_80_columns(command: str):
     for line in options.splitlines()[1:]:    # every option says what it does
         if line.startswith("  -"):
             assert len(line.split("  ")) > 2 or options.splitlines()[options.splitlines().index(line) + 1].startswith(" " * 10), line
+
+
+CHANGES = ("Bash 5.2 changes: the `wait -p` builtin reports the process id of the job that ended; "
+           "readline gains the `active-region-start-color` variable for highlighting pasted text.\n")
+KEYS = "\n".join(["Key handling notes."] + [f"Line {i} says nothing in particular." for i in range(2, 8)]
+                 + ["The escape key cancels the dialog and restores the previous selection."]) + "\n"
+
+
+@pytest.fixture
+def copies(tmp_path: Path) -> Path:
+    from .conftest import NOTES
+
+    return write_tree(tmp_path / "docs", {**NOTES, "bash/CHANGES": CHANGES, "bash/changelog": CHANGES,
+                                          "keys.txt": KEYS})
+
+
+def test_identical_files_make_one_hit_that_lists_every_place(copies: Path, tmp_path: Path):
+    s = Searcher(tmp_path / "idx")
+    s.index(copies)
+    hits = s.search("which builtin reports the process id of the job that ended", k=5)
+    assert hits[0].path.endswith(("CHANGES", "changelog")) and len(hits[0].also) == 1
+    assert {Path(hits[0].path).name, Path(hits[0].also[0].path).name} == {"CHANGES", "changelog"}
+    assert sum(h.text == CHANGES.strip() or h.text == CHANGES for h in hits) == 1
+    assert hits[0].to_dict()["also"][0]["location"] == ":1"
+    assert len(s.search("which builtin reports the process id", k=5, fold_identical=False)[0].also) == 0
+    r = run_cli("search", "which builtin reports the process id of the job that ended", "--index",
+                str(tmp_path / "idx"), "-k", "2")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"also in: \S*bash/(CHANGES|changelog):1", r.stdout), r.stdout
+
+
+def test_the_api_gives_the_snippet_line_the_cli_shows(copies: Path, tmp_path: Path):
+    s = Searcher(tmp_path / "idx")
+    s.index(copies)
+    hit = s.search("escape key cancels the dialog", k=1)[0]
+    assert hit.path.endswith("keys.txt") and hit.lines[0] == 1
+    assert hit.snippet.startswith("The escape key cancels") and hit.snippet_line == 8 and hit.location() == ":8"
+    r = run_cli("search", "escape key cancels the dialog", "--index", str(tmp_path / "idx"), "-k", "1")
+    assert "keys.txt:8" in r.stdout.splitlines()[0]
+
+
+def test_the_http_api_folds_identical_files_too(copies: Path, tmp_path: Path):
+    from searcher.client import Client
+
+    from .test_server import start_server, stop_server
+
+    Searcher(tmp_path / "idx").index(copies)
+    proc, url = start_server("--index", str(tmp_path / "idx"), log=tmp_path / "server.log")
+    try:
+        hit = Client(url).search("which builtin reports the process id of the job that ended", k=3)[0]
+    finally:
+        stop_server(proc)
+    assert len(hit.also) == 1 and {Path(hit.path).name, Path(hit.also[0].path).name} == {"CHANGES", "changelog"}
+
+
+def test_an_empty_folder_is_refused_before_any_model_loads_and_leaves_nothing(tmp_path: Path):
+    from .test_query_encoder import HEAVY, _blocked_env
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
+    r = run_cli("index", str(tmp_path / "empty"), "--index", str(tmp_path / "idx"), env=_blocked_env(tmp_path, HEAVY))
+    assert r.returncode == 1 and "nothing to index" in r.stderr and "photo.png" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "idx").exists()

@@ -178,7 +178,7 @@ def test_index_without_an_export_falls_back_to_torch_and_the_next_run_exports(tm
 
     old = Searcher(tmp_path / "idx")
     qe = old.info()["query_encoder"]
-    assert qe["active"] == "torch" and "kind" not in qe and "predates ONNX export" in qe["why_torch"]
+    assert qe["active"] == "torch" and "kind" not in qe and "no ONNX export yet" in qe["why_torch"]
     assert [(h.id, h.chunk) for h in old.search("how do I rotate the logs", k=3, mode="dense")] == expected
     r = run_cli("search", "how do I rotate the logs", "--index", str(tmp_path / "idx"),
                 env=_blocked_env(tmp_path, HEAVY))

@@ -188,7 +188,7 @@ def test_unknown_index_is_404(server):
     ({"query": "logs", "k": 0}, 422),
     ({"query": "logs", "k": 51}, 422),           # over --max-k
     ({"query": "x" * 501}, 422),                 # over --max-query-chars
-    ({"query": ""}, 422),
+    ({"query": ""}, 400),                        # docs/server.md: an empty query is 400, as "   " is
     ({"query": "   "}, 400),
     ({"query": "logs", "mode": "magic"}, 422),
     ({"query": "logs", "unknown": 1}, 422),

@@ -115,7 +115,7 @@ class OnnxQueryEncoder:
 def unavailable(folder: Path, info: QueryEncoderInfo | None) -> str | None:
     """Why searches of the index in ``folder`` need torch, or None when the ONNX encoder is usable."""
     if info is None:
-        return "the index predates ONNX export; the next `searcher index` run of it exports the model"
+        return "the index has no ONNX export yet; its next `searcher index` run exports the model"
     if info.kind == "torch":
         return info.reason
     if not (folder / ONNX_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():

@@ -282,13 +282,14 @@ def search(
                                                      fusion=fusion.value, feedback=feedback)
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         for rank, h in enumerate(hits, 1):
-            snip = make_snippet(h.text, query)
             if json_out:
-                typer.echo(output.json_line({"rank": rank, **h.to_dict(), "snippet": snip.text,
-                                  "snippet_line": h.lines[0] + snip.line_offset}))
+                typer.echo(output.json_line({"rank": rank, **h.to_dict()}))
                 continue
-            typer.echo(f"{rank:>3}  {h.score:.3f}  {output.where(h, snip.line_offset)}")
-            typer.echo(f"     {output.marked(snip.text, snip.marks) if color else snip.text}")
+            typer.echo(f"{rank:>3}  {h.score:.3f}  {output.where(h)}")
+            snip = make_snippet(h.text, query)
+            typer.echo(f"     {output.marked(snip.text, snip.marks) if color else h.snippet}")
+            if h.also:
+                typer.echo(f"     also in: {', '.join(output.where(p) for p in h.also)}")
         if not hits and not json_out:
             typer.echo("no results", err=True)
     _run(go)

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from ..ingest.pathtext import display as display_path
-from ..records import location_unit
+from ..records import Hit, Place
 
 
 def display(path: str | None) -> str:
@@ -105,19 +105,13 @@ def print_summary(report, index_path: Path) -> None:
         typer.echo(f"  ! ... and {len(failures) - 10} more (searcher info --files lists them all)")
 
 
-def where(h, line_offset: int) -> str:
-    """path:line for text and code, path p.N for PDF, path cell N for notebooks, the path alone for
-    HTML and DOCX (their extracted text's lines are not the file's); then the heading path."""
-    if not h.path:
-        where = h.id
-    else:
-        unit = location_unit(h.path)
-        where = display(h.path)
-        if unit == "line":
-            where += f":{h.lines[0] + line_offset}"
-        elif h.page is not None:
-            where += f" p.{h.page}" if unit == "page" else f" {unit} {h.page}"
-    return f"{where} ({h.heading})" if h.heading else where
+def where(item: Hit | Place) -> str:
+    """path:line for text and code (the snippet's line), path p.N for PDF, path cell N for
+    notebooks, the path alone for HTML and DOCX (their extracted text's lines are not the file's);
+    then the heading path. Texts given to ``add()`` have no path: their id stands for it."""
+    if not item.path:
+        return f"{item.id} ({item.heading})" if item.heading else item.id
+    return display(item.path) + item.location()
 
 
 def marked(text: str, marks: tuple[tuple[int, int], ...]) -> str:
