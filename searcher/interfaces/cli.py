@@ -459,8 +459,9 @@ def serve(
     max_query_chars: Annotated[int, typer.Option(help="Longest query, in characters.", metavar="N")] = 2000,
     max_batch: Annotated[int, typer.Option(help="Most documents per POST /documents.", metavar="N")] = 256,
     max_body: Annotated[str, typer.Option(help="Largest request body.", metavar="SIZE")] = "4MB",
-    readers: Annotated[int, typer.Option(help="Searches run at once per index (they share the index file's "
-                                              "memory-mapped vectors).")] = 2,
+    readers: Annotated[int, typer.Option(help="Searches run at once per index. The readers share the memory-mapped "
+                                              "vector file; each copies it once it catches up with a later write "
+                                              "(docs/server.md).", metavar="N")] = 2,
     log_level: Annotated[str, typer.Option(
         help="uvicorn log level: critical, error, warning, info, debug.", metavar="LEVEL")] = "info",
 ) -> None:
