@@ -72,7 +72,7 @@ class Hit:
     page: int | None = None
     heading: str | None = None
     snippet: str = ""            # the chunk's sentence that best matches the query, white space folded
-    snippet_line: int | None = None  # the line that sentence starts on (what ``location()`` shows)
+    snippet_line: int | None = None  # the line that sentence starts on (the line the CLI shows)
     also: tuple[Place, ...] = ()     # other places holding exactly the same chunk text (identical files)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,11 +93,12 @@ class Hit:
                    also=tuple(Place(p["id"], p["path"], tuple(p["lines"]), p["chunk"], p["page"], p["heading"])
                               for p in d.get("also", ())))
 
-    def location(self) -> str:
+    def location(self, line: int | None = None) -> str:
         """Where in its document the hit is, for people, to print after the path:
-        ``:120 (Install > Linux)`` for text and code (the snippet's line), `` p.7 (2 Methods)`` for PDF,
-        `` cell 4`` for notebooks, `` (Install > Linux)`` for HTML and Word, whose lines are not the file's."""
-        return locate(self.path, self.snippet_line or self.lines[0], self.page, self.heading)
+        ``:120 (Install > Linux)`` for text and code (the chunk's first line, or ``line``: the CLI
+        passes ``snippet_line``), `` p.7 (2 Methods)`` for PDF, `` cell 4`` for notebooks,
+        `` (Install > Linux)`` for HTML and Word, whose lines are not the file's."""
+        return locate(self.path, line or self.lines[0], self.page, self.heading)
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,8 @@ def test_the_api_gives_the_snippet_line_the_cli_shows(copies: Path, tmp_path: Pa
     s.index(copies)
     hit = s.search("escape key cancels the dialog", k=1)[0]
     assert hit.path.endswith("keys.txt") and hit.lines[0] == 1
-    assert hit.snippet.startswith("The escape key cancels") and hit.snippet_line == 8 and hit.location() == ":8"
+    assert hit.snippet.startswith("The escape key cancels") and hit.snippet_line == 8
+    assert hit.location() == ":1" and hit.location(hit.snippet_line) == ":8" and hit.to_dict()["snippet_line"] == 8
     r = run_cli("search", "escape key cancels the dialog", "--index", str(tmp_path / "idx"), "-k", "1")
     assert "keys.txt:8" in r.stdout.splitlines()[0]
 

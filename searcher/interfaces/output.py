@@ -111,7 +111,7 @@ def where(item: Hit | Place) -> str:
     then the heading path. Texts given to ``add()`` have no path: their id stands for it."""
     if not item.path:
         return f"{item.id} ({item.heading})" if item.heading else item.id
-    return display(item.path) + item.location()
+    return display(item.path) + (item.location(item.snippet_line) if isinstance(item, Hit) else item.location())
 
 
 def marked(text: str, marks: tuple[tuple[int, int], ...]) -> str:

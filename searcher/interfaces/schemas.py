@@ -81,9 +81,9 @@ class HitOut(BaseModel):
     page: Optional[int]
     heading: Optional[str]
     location: str = Field("", description="Where in the document, for people: ':120 (Install > Linux)' (the "
-                                          "snippet's line), 'p.7 (2 Methods)', 'cell 4'.")
+                                          "chunk's first line), 'p.7 (2 Methods)', 'cell 4'.")
     snippet: str = Field("", description="The chunk's sentence that best matches the query.")
-    snippet_line: Optional[int] = Field(None, description="The line that snippet starts on (what location shows).")
+    snippet_line: Optional[int] = Field(None, description="The line that snippet starts on (what the CLI shows).")
     metadata: dict[str, Any]
     also: list[PlaceOut] = Field([], description="Other places holding exactly the same text (identical files).")
 
