@@ -124,6 +124,21 @@ def test_a_model2vec_folder_by_path(static_cache, notes_tree: Path, tmp_path: Pa
     assert Searcher(tmp_path / "idx").search("tomato plants", k=1)[0].path.endswith("tomatoes.rst")
 
 
+def test_a_static_folder_whose_table_changed_is_refused(static_cache, notes_tree: Path, tmp_path: Path):
+    """Vectors of another table are garbage: a folder given by path is checked against the index's
+    recorded fingerprint when the index is opened without --model."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    folder = shutil.copytree(static_cache["folder"], tmp_path / "m2v")
+    Searcher(tmp_path / "idx", model=str(folder)).index(notes_tree)
+    table = load_file(str(folder / "model.safetensors"))
+    save_file({"embeddings": table["embeddings"][:, ::-1].copy()}, str(folder / "model.safetensors"))
+    with pytest.raises(SearcherError, match="has other weights .* than the index was built with"):
+        Searcher(tmp_path / "idx").search("bread")
+
+
 def test_bad_static_models_are_one_line_errors(static_cache, tmp_path: Path):
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -150,12 +150,21 @@ def _cached_with(fingerprint: str) -> Path | None:
 def static_folder(name: str, fingerprint: str | None = None) -> Path:
     """The folder of static model ``name``. For ``static`` with the ``fingerprint`` an index
     recorded, the cached table with that fingerprint (found without hashing the source model, so a
-    search stays fast); else the table distilled from the packaged default model."""
-    if name != STATIC_MODEL:
-        return Path(name).expanduser()
-    if fingerprint and (found := _cached_with(fingerprint)):
+    search stays fast); else the table distilled from the packaged default model, which must then
+    have that fingerprint (a folder given by path is checked the same way)."""
+    if name == STATIC_MODEL and fingerprint and (found := _cached_with(fingerprint)):
         return found
-    return distilled(default_source())
+    folder = Path(name).expanduser() if name != STATIC_MODEL else distilled(default_source())
+    if fingerprint:
+        try:
+            have = _digest([folder / f for f in _FILES])
+        except OSError as exc:
+            raise SearcherError(f"static model '{name}': {exc}; give the folder the index was built with, "
+                                "or rebuild the index") from None
+        if have != fingerprint:
+            raise SearcherError(f"static model '{name}' at {folder} has other weights ({have[:12]}) than the "
+                                f"index was built with ({fingerprint[:12]}); rebuild the index")
+    return folder
 
 
 @lru_cache(maxsize=4)
