@@ -179,3 +179,21 @@ def test_http_server_adds_and_searches_a_static_index(static_cache, notes_tree: 
     finally:
         stop_server(proc)
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_ray_workers_embed_with_the_same_table(static_cache, notes_tree: Path, tmp_path: Path):
+    """Workers find the table in the same cache by the driver's fingerprint; their vectors are the
+    local ones."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    try:
+        s = Searcher(tmp_path / "idx", model="static", ray_address="local")
+        assert s.index(notes_tree).embedded >= 4
+        local = Searcher(tmp_path / "local", model="static")
+        local.index(notes_tree)
+        for query in ("bake bread", "rotate the logs"):
+            assert ([(h.id, round(h.score, 5)) for h in s.search(query, k=4, mode="dense")]
+                    == [(h.id, round(h.score, 5)) for h in local.search(query, k=4, mode="dense")])
+    finally:
+        if started and ray.is_initialized():
+            ray.shutdown()
