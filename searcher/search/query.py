@@ -16,7 +16,7 @@ from ..records import Filters, Hit
 from ..store import keyword
 from ..store.protocol import VectorStore
 from ..store.sqlite import ChunkRow, Store
-from .fusion import FUSIONS, MIN_CANDIDATES, Fusion, rrf, zscore
+from .fusion import FUSIONS, MIN_CANDIDATES, Fusion, Leg, rrf, zscore
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
@@ -24,6 +24,7 @@ MAX_K = 10_000
 RERANK_DEPTH = 50          # fused candidates handed to a cross-encoder
 PRF_DOCS = 3               # hybrid feedback: the top fused chunks whose mean vector is added to the query
 PRF_WEIGHT = 1.5           # ... with this weight relative to the query vector
+PHRASE_WEIGHT = 1.0        # hybrid: the weight of the exact-phrase leg (dense and keyword legs: 1.0 each)
 
 
 class QueryEncoder(Protocol):
@@ -77,7 +78,7 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
     allowed = None if options.filters.empty else store.filtered_ids(options.filters)
     if allowed is not None and len(allowed) == 0:
         return []
-    match = keyword.match_expression(query) if options.mode != "dense" else None
+    tokens = keyword.query_tokens(query) if options.mode != "dense" else None
     w_dense = 1.0
     if options.mode == "hybrid":
         w_dense = dense_weight(encoder(), query)
@@ -89,17 +90,21 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
         if qvec is not None:
             scores, ids = vectors().search(qvec, n, allowed)
             dense = [(int(i), float(s)) for i, s in zip(ids, scores)]
-        kw = store.keyword_search(match, n, options.filters) if match else []
+        kw = store.keyword_search(tokens, n, options.filters) if tokens else []
         if options.mode == "dense":
             ranked = dense
         elif options.mode == "keyword":
             ranked = kw
         else:
             fuse = zscore if options.fusion == "zscore" else rrf
-            ranked = fuse([(w_dense, dense), (1.0, kw)])
+            # fewer keyword hits than asked for: every other chunk holds no query word, BM25 0
+            others = [Leg(1.0, kw, 0.0 if len(kw) < n else None)]
+            if options.fusion == "zscore":   # rrf stays plain reciprocal rank fusion of the two legs
+                others.append(_phrase_leg(store, tokens, n, options.filters))
+            ranked = fuse([Leg(w_dense, dense), *others])
             if options.feedback and qvec is not None and kw:   # feedback needs the keyword leg's precision
                 dense = _feedback_leg(qvec, ranked, vectors(), n, allowed)
-                ranked = fuse([(w_dense, dense), (1.0, kw)])
+                ranked = fuse([Leg(w_dense, dense), *others])
         rows = store.chunk_rows([cid for cid, _ in ranked[:max(n, RERANK_DEPTH)]])
         ranked = [(cid, s) for cid, s in ranked if cid in rows]
         if options.group_by_file:
@@ -114,6 +119,15 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
     if options.min_score is not None:
         hits = [h for h in hits if h.score >= options.min_score]
     return hits[:options.k]
+
+
+def _phrase_leg(store: Store, tokens: list[str] | None, n: int, filters: Filters) -> Leg:
+    """Chunks holding the query's words in the query's order (score 1; every other chunk 0): a
+    phrase copied from a document finds that document even when its words are common ones. A
+    phrase few chunks hold stands far above the rest after standardisation; one that many hold
+    says little."""
+    hits = store.phrase_search(tokens, n, filters) if tokens and len(tokens) > 1 else []
+    return Leg(PHRASE_WEIGHT, [(cid, 1.0) for cid in hits], 0.0 if len(hits) < n else None)
 
 
 def _feedback_leg(qvec: np.ndarray, fused: list[tuple[int, float]], vectors: VectorStore, n: int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 from ..errors import SearcherError
 from ..ingest.pathtext import from_db, to_db
 from ..records import Chunk, Document, Filters
+from . import keyword
 
 SCHEMA_VERSION = 2   # 2: chunks.page/heading, chunks_fts, skipped
 _SCHEMA = """
@@ -331,18 +333,64 @@ class Store:
             f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document WHERE {where}", args)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
-    def keyword_search(self, match: str, n: int, filters: Filters | None = None) -> list[tuple[int, float]]:
-        """Up to ``n`` (chunk id, BM25 score) pairs for an FTS5 MATCH expression, best first."""
+    def keyword_stats(self) -> tuple[int, float]:
+        """(chunks, mean FTS5 tokens per chunk) of the keyword index: BM25's N and avgdl.
+
+        Read from FTS5's own 'averages' record (row 1 of ``chunks_fts_data``: varints holding the
+        row count, then each column's token total), which FTS5 keeps exact on every insert and
+        delete; counting them would read the whole index on every query."""
+        row = self.conn.execute("SELECT block FROM chunks_fts_data WHERE id = 1").fetchone()
+        values, v = [], 0
+        for byte in row[0] if row else b"":
+            v = (v << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                values.append(v)
+                v = 0
+        if len(values) < 2 or values[0] == 0:
+            return 0, 0.0
+        return values[0], values[1] / values[0]
+
+    def keyword_search(self, tokens: Sequence[str], n: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Up to ``n`` (chunk id, BM25 score) pairs for the query's tokens (``keyword.query_tokens``),
+        best first.
+
+        FTS5 finds the chunks holding any token and orders them by its own bm25() (k1 = 1.2 and an
+        idf that is zero for a word in half the chunks); the best ``n`` are scored again with
+        Lucene's BM25 (``keyword.bm25``), query-term frequency included, from the whole index's
+        statistics (filters do not change a chunk's score)."""
+        total, avgdl = self.keyword_stats()
+        counts = Counter(tokens)
+        unique = list(counts)
+        one = "(SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?)"
+        dfs = [df for i in range(0, len(unique), 500)    # one statement per 500 tokens (SQLite's column limit)
+               for df in self.conn.execute(f"SELECT {', '.join([one] * len(unique[i:i + 500]))}",
+                                           [keyword.quote(t) for t in unique[i:i + 500]]).fetchone()]
+        weights = {t: counts[t] * keyword.idf(df, total) for t, df in zip(unique, dfs) if df}
+        if not weights:
+            return []
+        # a token the query repeats is repeated in the expression: FTS5's bm25() adds each copy
+        match = keyword.match_expression(t for t in tokens if t in weights)
+        rows = self.conn.execute(*self._fts_query("SELECT h.id, t.c0 FROM ({}) h JOIN chunks_fts_content t ON t.id = h.id",
+                                                  match, n, filters, "ORDER BY bm25(chunks_fts)"))
+        scored = [(int(cid), keyword.bm25(text, weights, avgdl)) for cid, text in rows]
+        return sorted(scored, key=lambda x: (-x[1], x[0]))[:n]
+
+    def phrase_search(self, tokens: Sequence[str], n: int, filters: Filters | None = None) -> list[int]:
+        """Up to ``n`` ids of the chunks that hold the tokens one after the other, in id order."""
+        rows = self.conn.execute(*self._fts_query("{}", keyword.phrase_expression(tokens), n, filters, ""))
+        return [int(cid) for cid, in rows]
+
+    @staticmethod
+    def _fts_query(outer: str, match: str, limit: int, filters: Filters | None, order: str) -> tuple[str, list[Any]]:
+        """``outer`` around the ids of up to ``limit`` chunks matching an FTS5 expression and the filters."""
         if filters is None or filters.empty:
-            q, args = ("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                       "ORDER BY bm25(chunks_fts) LIMIT ?", [match, n])
+            inner, args = f"SELECT rowid AS id FROM chunks_fts WHERE chunks_fts MATCH ? {order} LIMIT ?", [match, limit]
         else:
             where, fargs = _filter_sql(filters)
-            q = ("SELECT f.rowid, -bm25(chunks_fts) FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
-                 f"JOIN documents d ON d.id = c.document WHERE chunks_fts MATCH ? AND {where} "
-                 "ORDER BY bm25(chunks_fts) LIMIT ?")
-            args = [match, *fargs, n]
-        return [(int(i), float(sc)) for i, sc in self.conn.execute(q, args)]
+            inner = ("SELECT f.rowid AS id FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
+                     f"JOIN documents d ON d.id = c.document WHERE chunks_fts MATCH ? AND {where} {order} LIMIT ?")
+            args = [match, *fargs, limit]
+        return outer.format(inner), args
 
     def documents_by_id(self, doc_ids: Sequence[str]) -> dict[str, Document]:
         """The documents with these ids that exist, by id, each text rebuilt from its chunks.
