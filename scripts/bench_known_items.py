@@ -7,7 +7,7 @@ a 6–10-word phrase copied from one document) the share whose document comes fi
 top 3. Rows: dense, keyword, plain RRF (k = 60) of the two, a plain BM25 (bm25s, Lucene's
 defaults, its own English stop words and Snowball stemmer, whole documents) and the default.
 
-Cross-validation of the default's constants (the exact-phrase leg's weight, feedback on or off): the
+Cross-validation of the default's constants (the weights of the keyword, exact-phrase and rare-word legs, feedback on or off): the
 grid is run on both collections; the variant chosen on one (best nDCG@10 among those whose
 known-item shares at rank 1 are at least keyword mode's) is reported on the other, both ways.
 
@@ -16,6 +16,7 @@ known-item shares at rank 1 are at least keyword mode's) is reported on the othe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -36,8 +37,13 @@ from searcher.search.evaluation import (  # noqa: E402
     ndcg,
 )
 
-GRID = [(0.0, True), (1.0, True), (2.0, True), (1.0, False)]   # (PHRASE_WEIGHT, feedback)
+GRID = [(1.0, 1.0, 0.5, True), (1.0, 1.0, 0.0, True), (1.0, 1.0, 1.0, True), (1.0, 0.0, 0.5, True),
+        (1.0, 1.0, 0.5, False)]   # (KEYWORD_WEIGHT, PHRASE_WEIGHT, RARE_WEIGHT, feedback); the dense leg weighs 1.0
 SHARES = ("rare@1", "rare@3", "phrase@1", "phrase@3")
+
+
+def _label(kw: float, phrase: float, rare: float, feedback: bool) -> str:
+    return f"zscore, weights keyword {kw} phrase {phrase} rare {rare}, feedback {'on' if feedback else 'off'}"
 
 
 def plain_bm25(coll) -> float:
@@ -70,9 +76,11 @@ def main() -> None:
     ap.add_argument("--index-root", type=Path, default=Path("indexes"), help="where eval-<name> indexes live")
     ap.add_argument("--known", type=int, default=60, help="known items of each kind per collection")
     ap.add_argument("--out", type=Path, help="markdown file whose known_items section is replaced")
+    ap.add_argument("--save", type=Path, help="also write the measurements to this JSON file")
+    ap.add_argument("--load", type=Path, help="write the tables from a --save file instead of measuring")
     a = ap.parse_args()
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for folder in a.collections:
+    results: dict[str, dict[str, dict[str, float]]] = json.loads(a.load.read_text()) if a.load else {}
+    for folder in [] if a.load else a.collections:
         coll = load_collection(folder)
         items = known_items(coll.corpus, a.known)
         s = Searcher(a.index_root / f"eval-{coll.name}")
@@ -83,13 +91,14 @@ def main() -> None:
                                   ("plain RRF (k=60)", "hybrid", {"fusion": "rrf", "feedback": False})):
             rows[label] = measure(s, coll, items, mode, **opts)
             print(coll.name, label, {k: round(v, 4) for k, v in rows[label].items()}, flush=True)
-        default = query_module.PHRASE_WEIGHT
-        for w, fb in GRID:
-            query_module.PHRASE_WEIGHT = w
-            rows[f"zscore, phrase weight {w}, feedback {'on' if fb else 'off'}"] = r = measure(s, coll, items, "hybrid",
-                                                                                             feedback=fb)
-            print(coll.name, w, fb, {k: round(v, 4) for k, v in r.items()}, flush=True)
-        query_module.PHRASE_WEIGHT = default
+        default = query_module.KEYWORD_WEIGHT, query_module.PHRASE_WEIGHT, query_module.RARE_WEIGHT
+        for kw, phrase, rare, fb in GRID:
+            query_module.KEYWORD_WEIGHT, query_module.PHRASE_WEIGHT, query_module.RARE_WEIGHT = kw, phrase, rare
+            rows[_label(kw, phrase, rare, fb)] = r = measure(s, coll, items, "hybrid", feedback=fb)
+            print(coll.name, kw, phrase, rare, fb, {k: round(v, 4) for k, v in r.items()}, flush=True)
+        query_module.KEYWORD_WEIGHT, query_module.PHRASE_WEIGHT, query_module.RARE_WEIGHT = default
+        if a.save:
+            a.save.write_text(json.dumps(results, indent=1))
         print(f"{coll.name}: {time.perf_counter() - t0:.0f}s", flush=True)
 
     def chosen(name: str) -> str:
@@ -99,7 +108,7 @@ def main() -> None:
         return max(ok or [k for k in rows if k.startswith("zscore")], key=lambda k: rows[k]["ndcg@10"])
 
     names = list(results)
-    default_label = f"zscore, phrase weight {query_module.PHRASE_WEIGHT}, feedback on"
+    default_label = _label(query_module.KEYWORD_WEIGHT, query_module.PHRASE_WEIGHT, query_module.RARE_WEIGHT, True)
     lines = ["## Search quality, cross-validated: judged queries and known items", "",
              f"Command: `{command_line('scripts/bench_known_items.py', sys.argv[1:])}`  ",
              f"Machine: {machine_line()}. Documents ranked by their best chunk; nDCG@10 on the judged queries; "

@@ -154,6 +154,7 @@ def known_items(corpus: Sequence[tuple[str, str]], n: int, seed: int = 13) -> li
         doc_id, text = corpus[i]
         words = {w: keyword.terms(w) for w in word.findall(text) if len(w) >= 3}
         single = {w: ts[0] for w, ts in words.items() if len(ts) == 1}
+        single = {w: t for w, t in single.items() if t in df}   # "GLI" of "GLI1" is no index term of its own
         rare = sorted(w for w, t in single.items() if df[t] == 1 and len(w) >= 4)
         common: list[str] = []
         for w in sorted((w for w, t in single.items() if df[t] > 1), key=lambda w: (-df[single[w]], w)):

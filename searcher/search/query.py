@@ -5,6 +5,7 @@ so a filtered search returns k hits whenever k matching chunks exist.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -24,7 +25,9 @@ MAX_K = 10_000
 RERANK_DEPTH = 50          # fused candidates handed to a cross-encoder
 PRF_DOCS = 3               # hybrid feedback: the top fused chunks whose mean vector is added to the query
 PRF_WEIGHT = 1.5           # ... with this weight relative to the query vector
-PHRASE_WEIGHT = 1.0        # hybrid: the weight of the exact-phrase leg (dense and keyword legs: 1.0 each)
+KEYWORD_WEIGHT = 1.0       # hybrid: the keyword leg's weight (the dense leg's is 1.0, or 0 when it is blind)
+PHRASE_WEIGHT = 1.0        # hybrid: the weight of the exact-phrase leg
+RARE_WEIGHT = 0.5          # hybrid: the weight of the leg of query words that one chunk alone holds
 
 
 class QueryEncoder(Protocol):
@@ -98,9 +101,9 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
         else:
             fuse = zscore if options.fusion == "zscore" else rrf
             # fewer keyword hits than asked for: every other chunk holds no query word, BM25 0
-            others = [Leg(1.0, kw, 0.0 if len(kw) < n else None)]
+            others = [Leg(KEYWORD_WEIGHT, kw, 0.0 if len(kw) < n else None)]
             if options.fusion == "zscore":   # rrf stays plain reciprocal rank fusion of the two legs
-                others.append(_phrase_leg(store, tokens, n, options.filters))
+                others += [_phrase_leg(store, tokens, n, options.filters), _rare_leg(store, tokens, n, options.filters)]
             ranked = fuse([Leg(w_dense, dense), *others])
             if options.feedback and qvec is not None and kw:   # feedback needs the keyword leg's precision
                 dense = _feedback_leg(qvec, ranked, vectors(), n, allowed)
@@ -128,6 +131,15 @@ def _phrase_leg(store: Store, tokens: list[str] | None, n: int, filters: Filters
     says little."""
     hits = store.phrase_search(tokens, n, filters) if tokens and len(tokens) > 1 else []
     return Leg(PHRASE_WEIGHT, [(cid, 1.0) for cid in hits], 0.0 if len(hits) < n else None)
+
+
+def _rare_leg(store: Store, tokens: list[str] | None, n: int, filters: Filters) -> Leg:
+    """The chunks that alone hold a query word (a word of one chunk in the whole index), scored by
+    how many such words they hold: the name or code someone remembers from one document. Such a
+    chunk is about ten standard deviations above the rest of this leg's top 100."""
+    rare = [t for t, df in store.chunk_frequencies(tokens or []).items() if df == 1]
+    held = Counter(cid for t in rare for cid in store.phrase_search([t], n, filters))
+    return Leg(RARE_WEIGHT, held.most_common(), 0.0)
 
 
 def _feedback_leg(qvec: np.ndarray, fused: list[tuple[int, float]], vectors: VectorStore, n: int,

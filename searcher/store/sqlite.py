@@ -360,12 +360,8 @@ class Store:
         statistics (filters do not change a chunk's score)."""
         total, avgdl = self.keyword_stats()
         counts = Counter(tokens)
-        unique = list(counts)
-        one = "(SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?)"
-        dfs = [df for i in range(0, len(unique), 500)    # one statement per 500 tokens (SQLite's column limit)
-               for df in self.conn.execute(f"SELECT {', '.join([one] * len(unique[i:i + 500]))}",
-                                           [keyword.quote(t) for t in unique[i:i + 500]]).fetchone()]
-        weights = {t: counts[t] * keyword.idf(df, total) for t, df in zip(unique, dfs) if df}
+        dfs = self.chunk_frequencies(counts)
+        weights = {t: counts[t] * keyword.idf(dfs[t], total) for t in counts if dfs[t]}
         if not weights:
             return []
         # a token the query repeats is repeated in the expression: FTS5's bm25() adds each copy
@@ -374,6 +370,15 @@ class Store:
                                                   match, n, filters, "ORDER BY bm25(chunks_fts)"))
         scored = [(int(cid), keyword.bm25(text, weights, avgdl)) for cid, text in rows]
         return sorted(scored, key=lambda x: (-x[1], x[0]))[:n]
+
+    def chunk_frequencies(self, tokens: Iterable[str]) -> dict[str, int]:
+        """How many chunks hold each token (BM25's document frequency), over the whole index."""
+        unique = list(dict.fromkeys(tokens))
+        one = "(SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?)"
+        dfs = [df for i in range(0, len(unique), 500)    # one statement per 500 tokens (SQLite's column limit)
+               for df in self.conn.execute(f"SELECT {', '.join([one] * len(unique[i:i + 500]))}",
+                                           [keyword.quote(t) for t in unique[i:i + 500]]).fetchone()]
+        return dict(zip(unique, dfs))
 
     def phrase_search(self, tokens: Sequence[str], n: int, filters: Filters | None = None) -> list[int]:
         """Up to ``n`` ids of the chunks that hold the tokens one after the other, in id order."""
