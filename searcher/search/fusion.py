@@ -11,7 +11,10 @@ query word, whose BM25 is exactly 0: they are counted as such (``Leg.unlisted``)
 not return gets that leg's 100th score. So a word found in one chunk only makes that chunk stand
 about ten standard deviations above the others instead of counting for nothing (a lone hit used
 to be its own mean, z = 0), and the fewer chunks hold the query's words, the more their keyword
-evidence weighs. The score is unbounded (about −1 to 10); 0 is an average top-100 candidate.
+evidence weighs. The legs of a hybrid query (``search.query``): dense (weight 1, 0 when the model
+cannot read the query), keyword BM25 (1), exact phrase (1) and rare word (0.5); the last two score 1
+per chunk holding the phrase / a word no other chunk holds, 0 elsewhere, and are left out when no
+chunk qualifies. The fused score is unbounded (about −2 to 10); 0 is an average top-100 candidate.
 docs/search.md says why this and not reciprocal rank fusion; docs/benchmarks.md has the numbers.
 """
 from __future__ import annotations
