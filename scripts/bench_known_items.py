@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -72,14 +71,16 @@ def measure(s: Searcher, coll, items, mode: str, **opts) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("collections", nargs=2, type=Path, help="two collection folders (BEIR layout)")
+    ap.add_argument("collections", nargs="+", type=Path, help="collection folders (BEIR layout); two for the cross-validation")
     ap.add_argument("--index-root", type=Path, default=Path("indexes"), help="where eval-<name> indexes live")
     ap.add_argument("--known", type=int, default=60, help="known items of each kind per collection")
     ap.add_argument("--out", type=Path, help="markdown file whose known_items section is replaced")
     ap.add_argument("--save", type=Path, help="also write the measurements to this JSON file")
-    ap.add_argument("--load", type=Path, help="write the tables from a --save file instead of measuring")
+    ap.add_argument("--load", type=Path, nargs="+", help="write the tables from --save files instead of measuring")
     a = ap.parse_args()
-    results: dict[str, dict[str, dict[str, float]]] = json.loads(a.load.read_text()) if a.load else {}
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for saved in a.load or []:
+        results |= json.loads(saved.read_text())
     for folder in [] if a.load else a.collections:
         coll = load_collection(folder)
         items = known_items(coll.corpus, a.known)
@@ -110,7 +111,7 @@ def main() -> None:
     names = list(results)
     default_label = _label(query_module.KEYWORD_WEIGHT, query_module.PHRASE_WEIGHT, query_module.RARE_WEIGHT, True)
     lines = ["## Search quality, cross-validated: judged queries and known items", "",
-             f"Command: `{command_line('scripts/bench_known_items.py', sys.argv[1:])}`  ",
+             f"Command: `{command_line('scripts/bench_known_items.py', [*map(str, a.collections), '--out', 'docs/benchmarks.md'])}`  ",
              f"Machine: {machine_line()}. Documents ranked by their best chunk; nDCG@10 on the judged queries; "
              f"known items: {a.known} of each kind per collection (`searcher.search.evaluation.known_items`), "
              "share found at rank 1 / within the top 3. Latency p50 is in-process per judged query on a shared machine.", "",
@@ -125,7 +126,7 @@ def main() -> None:
               "rank-1 known-item shares are at least keyword mode's), reported on the other.", "",
               "| chosen on | variant | reported on | nDCG@10 there | rare-term @1 | phrase @1 | best plain (BM25, dense, RRF) there |",
               "|---|---|---|---|---|---|---|"]
-    for tune, test in ((names[0], names[1]), (names[1], names[0])):
+    for tune, test in [(names[0], names[1]), (names[1], names[0])] if len(names) == 2 else []:
         pick = chosen(tune)
         r = results[test][pick]
         plain = max(results[test][k]["ndcg@10"] for k in ("plain BM25 (bm25s)", "dense", "plain RRF (k=60)"))
