@@ -192,10 +192,7 @@ def bench(collection_dir: str, runs: int, work: Path, queries_limit: int | None,
     col = load_collection(collection_dir)
     folder = c.default_docs_folder(col)
     docs = c.write_documents(col, folder)
-    from searcher.embed.encoder import (  # numpy only; no torch in this process yet
-        DEFAULT_MODEL,
-        resolve_model,
-    )
+    from searcher.embed.encoder import DEFAULT_MODEL, resolve_model  # numpy only; no torch in this process yet
     model_path = resolve_model(DEFAULT_MODEL)
 
     load_before = os.getloadavg()

@@ -84,13 +84,7 @@ def scan(tree: Path, s) -> list[str]:
     from collections import Counter
 
     from searcher.ingest.chunking import chunk_document
-    from searcher.ingest.walk import (
-        FileEntry,
-        Unreadable,
-        WalkOptions,
-        read_document,
-        walk,
-    )
+    from searcher.ingest.walk import FileEntry, Unreadable, WalkOptions, read_document, walk
 
     encoder = s._encoder_for(s._read_config())
     config = s._read_config().chunking

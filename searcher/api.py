@@ -15,28 +15,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import (
-    IndexConfig,
-    read_manifest,
-    update_manifest,
-    vectors_entry,
-    write_manifest,
-)
-from .embed.encoder import (
-    DEFAULT_MODEL,
-    DEFAULT_PRECISION,
-    Encoder,
-    load_encoder,
-    load_reranker,
-)
-from .embed.onnx import SAMPLE_CHUNKS, load_query_encoder, unavailable
+from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, write_manifest
+from .embed.base import TextEncoder
+from .embed.encoder import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder, load_reranker
+from .embed.onnx import QUERY_THREADS, SAMPLE_CHUNKS, OnnxQueryEncoder, load_query_encoder, unavailable
 from .embed.onnx import export as export_query_encoder
 from .errors import SearcherError
 from .ingest.chunking import ChunkingConfig
 from .records import Document, Filters, Hit, IndexReport
 from .search.query import Fusion, Mode, QueryEncoder, SearchOptions
 from .search.query import search as run_query
-from .store.faiss_index import AnnSettings, saved_info
+from .store.ann import AnnSettings
+from .store.faiss_index import saved_info
 from .store.locking import WriterLock
 from .store.protocol import VectorStore, VectorStoreConfig
 from .store.sqlite import Store
@@ -147,13 +137,17 @@ class Searcher:
                     f"(dim {info.dim}, weights {info.fingerprint[:12]}); leave out --model or build a new index")
         return self._encoder
 
-    def _query_encoder(self, config: IndexConfig) -> QueryEncoder:
-        """For searching: the ONNX encoder exported into the index (no torch in the process) when it
-        exists and passed its check, else the torch model. A --model other than the index's own
-        name is loaded with torch, so that its weights can be compared with the manifest."""
+    def _light_encoder(self, config: IndexConfig, threads: int = QUERY_THREADS) -> OnnxQueryEncoder | None:
+        """The ONNX export in the index folder (no torch in the process) when it exists and passed
+        its check, else None. A --model other than the index's own name is loaded with torch, so
+        that its weights can be compared with the manifest."""
         if unavailable(self.path, config.query_encoder) is None and self._model_name in (None, config.model.name):
-            return load_query_encoder(self.path, config.query_encoder, config.model.dim)
-        return self._encoder_for(config)
+            return load_query_encoder(self.path, config.query_encoder, config.model.dim, threads)
+        return None
+
+    def _query_encoder(self, config: IndexConfig) -> QueryEncoder:
+        """For searching: the light encoder, else the torch model."""
+        return self._light_encoder(config) or self._encoder_for(config)
 
     def _export_query_encoder(self) -> None:
         """Once per index, at the end of its first write (or the first write of an index made before
@@ -214,11 +208,12 @@ class Searcher:
             vectors = self._synced_vectors(store, writing=True)
         return Writer(store, vectors, lambda: self._index_encoder(config), config.chunking)
 
-    def _index_encoder(self, config: IndexConfig) -> Encoder | RayEncoder:
-        """The encoder for indexing: the local model, or a Ray cluster running the same model."""
-        encoder = self._encoder_for(config)
+    def _index_encoder(self, config: IndexConfig) -> TextEncoder:
+        """The encoder for indexing: the index's checked ONNX export on every core (a run that
+        changes one file never loads torch), else the local model, or a Ray cluster running it."""
         if self._ray_address is None:
-            return encoder
+            return self._light_encoder(config, len(os.sched_getaffinity(0))) or self._encoder_for(config)
+        encoder = self._encoder_for(config)
         if self._ray_encoder is None:
             from .embed.ray_encoder import RayEncoder
 
@@ -285,8 +280,8 @@ class Searcher:
               progress: Progress | None = None) -> IndexReport:
         """Bring the index up to date with a folder (or one file): add, update, remove.
         ``options``: what to read (default ``WalkOptions()``)."""
-        from .indexing import index_folder
-        from .ingest.walk import WalkOptions
+        from .indexing import check_found, index_folder
+        from .ingest.walk import WalkOptions, walk
 
         root = Path(folder).expanduser()
         if not root.exists():
@@ -294,7 +289,12 @@ class Searcher:
         root = root.resolve()
         if root == self.path or root.is_relative_to(self.path):
             raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
-        return self._write(lambda w: index_folder(root, w, options or WalkOptions(), progress), progress=progress)
+        options = options or WalkOptions()
+        found = None
+        if not self.exists:   # a new index: refuse an empty folder before loading a model or making a folder
+            found = list(walk(root, options))
+            check_found(root, found, known=False)
+        return self._write(lambda w: index_folder(root, w, options, progress, found), progress=progress)
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
             metadata: Sequence[dict[str, Any]] | None = None, *, progress: Progress | None = None) -> list[str]:
@@ -359,21 +359,25 @@ class Searcher:
 
     def search(self, query: str, k: int = 10, *, mode: Mode = "hybrid", filters: Filters | dict | None = None,
                group_by_file: bool = False, min_score: float | None = None,
-               rerank: str | None = None, fusion: Fusion = "zscore", feedback: bool = True) -> list[Hit]:
+               rerank: str | None = None, fusion: Fusion = "zscore", feedback: bool = True,
+               fold_identical: bool = True) -> list[Hit]:
         """The ``k`` chunks that best answer ``query``, best first.
 
         ``mode``: "hybrid" (dense and BM25 keyword candidates fused by reciprocal rank), "dense" or
         "keyword". ``filters``: a ``Filters`` or a dict of its fields (path glob, types,
         modified_after/before, metadata). ``group_by_file``: only the best chunk of each document.
         ``rerank``: a sentence-transformers CrossEncoder that re-scores the top candidates.
-        ``fusion`` ("zscore" or "rrf") and ``feedback`` (pseudo-relevance feedback) shape hybrid mode."""
+        ``fusion`` ("zscore" or "rrf") and ``feedback`` (pseudo-relevance feedback) shape hybrid mode.
+        ``fold_identical``: chunks with exactly the same text (identical files) make one hit that lists
+        the other places in ``Hit.also``."""
         if isinstance(filters, dict):
             try:
                 filters = Filters(**{key: tuple(v) if key == "types" else v for key, v in filters.items()})
             except TypeError as exc:
                 raise SearcherError(f"filters: {exc}") from None
         options = SearchOptions(k=k, mode=mode, filters=filters or Filters(), group_by_file=group_by_file,
-                                min_score=min_score, rerank=rerank, fusion=fusion, feedback=feedback)
+                                min_score=min_score, rerank=rerank, fusion=fusion, feedback=feedback,
+                                fold_identical=fold_identical)
         config = self._read_config()
         store = self._open_store()
         with store.snapshot():

@@ -20,18 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed.encoder import Encoder
+from .embed.base import TextEncoder
 from .errors import SearcherError
 from .ingest import skiplog
 from .ingest.chunking import ChunkingConfig, chunk_document
-from .ingest.walk import (
-    FileEntry,
-    Skipped,
-    Unreadable,
-    WalkOptions,
-    read_document,
-    walk,
-)
+from .ingest.walk import FileEntry, Skipped, Unreadable, WalkOptions, read_document, walk
 from .records import Chunk, Document, FileReport, IndexReport
 from .store.faiss_index import VectorIndex
 from .store.keyword import terms
@@ -79,7 +72,7 @@ class Writer:
     The single embedding point is ``encoder().encode(texts) -> np.ndarray``: anything with that
     method (and ``token_spans`` for chunking) can stand in for the local model."""
 
-    def __init__(self, store: Store, vectors: VectorIndex, encoder: Callable[[], Encoder],
+    def __init__(self, store: Store, vectors: VectorIndex, encoder: Callable[[], TextEncoder],
                  chunking: ChunkingConfig):
         # the encoder is asked for only when there is text to cut or embed: a run that finds
         # nothing changed never loads the model
@@ -237,7 +230,17 @@ def _read_ahead(entries: list[FileEntry], read: Callable[[FileEntry], _Read]) ->
                 thread.join(0.05)
 
 
-def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None) -> IndexReport:
+def check_found(root: Path, found: Sequence[FileEntry | Skipped], known: bool) -> None:
+    """Refuse a run that would index nothing into an index that holds nothing from ``root``."""
+    if known or any(isinstance(e, FileEntry) for e in found):
+        return
+    skipped = [e for e in found if isinstance(e, Skipped)]
+    reasons = f" ({len(skipped)} files skipped, e.g. {skipped[0].path.name}: {skipped[0].reason})" if skipped else ""
+    raise SearcherError(f"{root}: nothing to index — no readable text files found{reasons}")
+
+
+def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None,
+                 found: list[FileEntry | Skipped] | None = None) -> IndexReport:
     """Bring the index in line with ``root``: add new files, update changed ones, drop deleted ones.
 
     A file that cannot be read is reported with its reason and the run goes on. If the problem
@@ -248,13 +251,11 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     started = time.monotonic()
     if not root.exists():
         raise SearcherError(f"{root}: no such file or folder")
-    found = list(walk(root, options))
+    found = list(walk(root, options)) if found is None else found
     known = writer.store.file_states(str(root))
+    check_found(root, found, bool(known))
     entries = [e for e in found if isinstance(e, FileEntry)]
     skipped = [e for e in found if isinstance(e, Skipped)]
-    if not entries and not known:
-        reasons = f" ({len(skipped)} files skipped, e.g. {skipped[0].path.name}: {skipped[0].reason})" if skipped else ""
-        raise SearcherError(f"{root}: nothing to index — no readable text files found{reasons}")
 
     reports: list[FileReport] = []
     keep: set[str] = set()
@@ -311,7 +312,7 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
                 else:
                     keep.discard(path)
                     reports.append(FileReport(path, "removed" if state else "skipped", r.error.reason,
-                                              kind=r.entry.kind, failed=True))
+                                              kind=r.entry.kind, failed=r.error.failed))
             elif r.chunks is None:
                 touched.append((path, r.doc.size, r.doc.mtime_ns))
                 reports.append(FileReport(path, "unchanged", kind=r.entry.kind))

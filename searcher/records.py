@@ -63,7 +63,7 @@ class Hit:
 
     id: str                      # the document id: the id given to add(), or the file's path
     path: str | None
-    score: float                 # cosine similarity for dense search, higher is better
+    score: float                 # see ``searcher search --help``: its scale depends on the mode
     text: str                    # the chunk's text
     lines: tuple[int, int]       # first and last line of the chunk, 1-based
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
@@ -71,27 +71,67 @@ class Hit:
     chars: tuple[int, int] = (0, 0)  # character offsets of the chunk within the document
     page: int | None = None
     heading: str | None = None
+    snippet: str = ""            # the chunk's sentence that best matches the query, white space folded
+    snippet_line: int | None = None  # the line that sentence starts on (the line the CLI shows)
+    also: tuple[Place, ...] = ()     # other places holding exactly the same chunk text (identical files)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "path": self.path, "score": self.score, "text": self.text,
             "lines": list(self.lines), "chunk": self.chunk, "chars": list(self.chars),
             "page": self.page, "heading": self.heading, "location": self.location().strip(),
-            "metadata": self.metadata,
+            "snippet": self.snippet, "snippet_line": self.snippet_line, "metadata": self.metadata,
+            "also": [p.to_dict() for p in self.also],
         }
 
-    def location(self) -> str:
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Hit:
+        """The inverse of ``to_dict`` (the HTTP client rebuilds hits with it)."""
+        return cls(id=d["id"], path=d["path"], score=d["score"], text=d["text"], lines=tuple(d["lines"]),
+                   metadata=d["metadata"], chunk=d["chunk"], chars=tuple(d["chars"]), page=d["page"],
+                   heading=d["heading"], snippet=d.get("snippet", ""), snippet_line=d.get("snippet_line"),
+                   also=tuple(Place(p["id"], p["path"], tuple(p["lines"]), p["chunk"], p["page"], p["heading"])
+                              for p in d.get("also", ())))
+
+    def location(self, line: int | None = None) -> str:
         """Where in its document the hit is, for people, to print after the path:
-        ``:120 (Install > Linux)`` for text and code, `` p.7 (2 Methods)`` for PDF, `` cell 4`` for
-        notebooks, `` (Install > Linux)`` for HTML and Word, whose lines are not the file's."""
-        unit = location_unit(self.path)
-        if unit == "line":
-            where = f":{self.lines[0]}"
-        elif self.page is not None:
-            where = f" {'p.' if unit == 'page' else unit + ' '}{self.page}"
-        else:
-            where = ""
-        return where + (f" ({self.heading})" if self.heading else "")
+        ``:120 (Install > Linux)`` for text and code (the chunk's first line, or ``line``: the CLI
+        passes ``snippet_line``), `` p.7 (2 Methods)`` for PDF, `` cell 4`` for notebooks,
+        `` (Install > Linux)`` for HTML and Word, whose lines are not the file's."""
+        return locate(self.path, line or self.lines[0], self.page, self.heading)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Another document (or part of one) holding exactly the text of a hit: an identical file, a
+    copied section. Listed in ``Hit.also`` so that copies do not fill the results."""
+
+    id: str
+    path: str | None
+    lines: tuple[int, int]
+    chunk: int = 0
+    page: int | None = None
+    heading: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "lines": list(self.lines), "chunk": self.chunk, "page": self.page,
+                "heading": self.heading, "location": self.location().strip()}
+
+    def location(self) -> str:
+        return locate(self.path, self.lines[0], self.page, self.heading)
+
+
+def locate(path: str | None, line: int, page: int | None, heading: str | None) -> str:
+    """``:120 (Install > Linux)``, `` p.7 (2 Methods)``, `` cell 4`` or `` (Install)``: what follows
+    the path when a person is shown where a passage is."""
+    unit = location_unit(path)
+    if unit == "line":
+        where = f":{line}"
+    elif page is not None:
+        where = f" {'p.' if unit == 'page' else unit + ' '}{page}"
+    else:
+        where = ""
+    return where + (f" ({heading})" if heading else "")
 
 
 # Formats whose document text is extracted (not the file's own text): lines mean nothing to a user.

@@ -136,7 +136,7 @@ def test_index_summary_per_type_and_exit_status_3_when_a_file_fails(library):
              ("type", "markdown", "pdf")}
     assert table["type"] == ["read", "unchanged", "chunks", "failed"]
     assert table["markdown"][0] == "1" and table["pdf"][0] == "1" and table["pdf"][3] == "1"
-    assert "  skipped 1: corrupt PDF" in lines and "  skipped 1: unsupported file type" in lines
+    assert "  skipped 1: corrupt PDF" in lines and "  skipped 1: binary file type" in lines
     assert any(ln.startswith("  ! ") and ln.endswith(f"broken.pdf: {ln.split(': ', 1)[1]}") and "corrupt PDF" in ln
                for ln in lines)
     # nothing changed, the broken file is still broken: --strict makes it an error that lists it
@@ -154,7 +154,7 @@ def test_an_unsupported_type_alone_does_not_change_the_exit_status(tmp_path: Pat
     (docs / "photo.png").write_bytes(b"\x89PNG")
     r = run_cli("index", str(docs), "--index", str(tmp_path / "idx"), "--strict")
     assert r.returncode == 0, r.stderr
-    assert "skipped 1: unsupported file type" in r.stdout
+    assert "skipped 1: binary file type" in r.stdout
 
 
 def test_search_shows_page_line_and_heading(library):
@@ -178,7 +178,7 @@ def test_info_files_lists_indexed_and_skipped_with_reasons(library):
     assert out[0] == "indexed (2):" and out[3] == "skipped (2):"
     assert out[1].startswith(f"  {docs / 'guide.md'}  [markdown, ") and out[2].startswith(f"  {docs / 'paper.pdf'}  [pdf, 3 chunks]")
     assert out[4].startswith(f"  {docs / 'broken.pdf'}: corrupt PDF")
-    assert out[5] == f"  {docs / 'photo.png'}: unsupported file type: '.png' (add it with --ext)"
+    assert out[5] == f"  {docs / 'photo.png'}: binary file type: '.png' (if it holds text, add it with --ext .png)"
     data = json.loads(run_cli("info", "--index", str(idx), "--files", "--json").stdout)
     assert {Path(d["id"]).name: d["kind"] for d in data["indexed"]} == {"guide.md": "markdown", "paper.pdf": "pdf"}
     assert {Path(d["path"]).name: (d["kind"], d["failed"]) for d in data["skipped"]} == {

@@ -84,8 +84,8 @@ def test_skips_are_reported_with_reasons(tmp_path: Path, vector_store):
     assert by["ok.md"].status == "added"
     assert (by["binary.txt"].status, by["binary.txt"].reason) == ("skipped", "binary file")
     assert (by["empty.txt"].status, by["empty.txt"].reason) == ("skipped", "empty file")
-    assert by["image.jpg"].reason.startswith("unsupported file type")
-    assert report.summary()["skipped_reasons"] == {"binary file": 1, "empty file": 1, "unsupported file type": 1}
+    assert by["image.jpg"].reason.startswith("binary file type")
+    assert report.summary()["skipped_reasons"] == {"binary file": 1, "empty file": 1, "binary file type": 1}
 
 
 def test_file_that_becomes_unreadable_keeps_its_previous_version(tmp_path: Path, notes: Path, vector_store):

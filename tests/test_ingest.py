@@ -5,15 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from searcher.ingest.walk import (
-    FileEntry,
-    Skipped,
-    Unreadable,
-    WalkOptions,
-    decode,
-    read_document,
-    walk,
-)
+from searcher.ingest.walk import FileEntry, Unreadable, WalkOptions, decode, read_document, walk
 
 from .conftest import write_tree
 
@@ -51,7 +43,7 @@ def test_size_limit_and_unsupported_types_are_reported(tmp_path: Path):
     entries, skipped = _found(tmp_path, max_bytes=1000)
     assert entries == {"small.txt"}
     assert skipped["big.txt"].startswith("too large: 5000 bytes")
-    assert skipped["photo.png"].startswith("unsupported file type: '.png'")
+    assert skipped["photo.png"].startswith("binary file type: '.png'")
 
 
 def test_symlinked_folder_is_not_followed(tmp_path: Path):

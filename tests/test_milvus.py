@@ -17,12 +17,7 @@ from searcher.store.faiss_index import saved_files
 from searcher.store.protocol import VectorStoreConfig, milvus_config
 
 from .conftest import run_cli
-from .test_crash_and_locking import (
-    _big_folder,
-    _generation,
-    _start_index,
-    _wait_for_commit,
-)
+from .test_crash_and_locking import _big_folder, _generation, _start_index, _wait_for_commit
 
 pymilvus = pytest.importorskip("pymilvus")
 QUERIES = ["how do I rotate the logs", "baking sourdough", "watering tomato plants", "retry on network errors"]

@@ -178,7 +178,7 @@ def test_index_without_an_export_falls_back_to_torch_and_the_next_run_exports(tm
 
     old = Searcher(tmp_path / "idx")
     qe = old.info()["query_encoder"]
-    assert qe["active"] == "torch" and "kind" not in qe and "predates ONNX export" in qe["why_torch"]
+    assert qe["active"] == "torch" and "kind" not in qe and "no ONNX export yet" in qe["why_torch"]
     assert [(h.id, h.chunk) for h in old.search("how do I rotate the logs", k=3, mode="dense")] == expected
     r = run_cli("search", "how do I rotate the logs", "--index", str(tmp_path / "idx"),
                 env=_blocked_env(tmp_path, HEAVY))
@@ -191,3 +191,34 @@ def test_index_without_an_export_falls_back_to_torch_and_the_next_run_exports(tm
     r = run_cli("search", "how do I rotate the logs", "--index", str(tmp_path / "idx"), "-k", "3", "--mode", "dense",
                 "--json", env=_blocked_env(tmp_path, HEAVY))
     assert [(json.loads(x)["id"], json.loads(x)["chunk"]) for x in r.stdout.splitlines()] == expected
+
+
+def test_the_export_cuts_and_embeds_as_the_model_does(encoder, tmp_path: Path):
+    """What an index run needs of the export: torch's token spans (so chunks are cut at the same
+    places) and torch's vectors for texts of mixed lengths embedded in padded batches."""
+    light = _check_against_torch(encoder, tmp_path)
+    texts = [f"{t} ({i})" for i, t in enumerate(TEXTS * 3)]
+    assert light.token_spans(texts) == encoder.token_spans(texts)
+    assert _cosines(light.encode(texts), encoder.encode_with_torch(texts)).min() >= MIN_COSINE
+
+
+def test_an_incremental_run_never_imports_torch_and_finds_the_edit(tmp_path: Path, notes: Path):
+    """After the first run (which exports the model), changing one file, adding one and deleting
+    one are indexed with torch unimportable; the result equals an index built from scratch."""
+    Searcher(tmp_path / "idx").index(notes)
+    (notes / "ops" / "logging.md").write_text("# Logging\n\nLogs now go to the zeppelin hangar archive every hour.\n")
+    (notes / "new.txt").write_text("The espresso machine descales itself on Sundays.\n")
+    (notes / "ops" / "backup.txt").unlink()
+    r = run_cli("index", str(notes), "--index", str(tmp_path / "idx"), "--json", env=_blocked_env(tmp_path, HEAVY))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.splitlines()[-1])["summary"]
+    assert (summary["added"], summary["updated"], summary["removed"]) == (1, 1, 1)
+    r = run_cli("search", "where are logs archived", "--index", str(tmp_path / "idx"), "-k", "1", "--json",
+                env=_blocked_env(tmp_path, HEAVY))
+    assert json.loads(r.stdout.splitlines()[0])["text"].endswith("zeppelin hangar archive every hour.")
+    fresh = Searcher(tmp_path / "fresh")
+    fresh.index(notes)
+    incremental = Searcher(tmp_path / "idx")
+    for query in ("descaling the coffee machine", "where are logs archived", "bake bread"):
+        assert ([(h.id, h.chunk) for h in incremental.search(query, k=3)]
+                == [(h.id, h.chunk) for h in fresh.search(query, k=3)])

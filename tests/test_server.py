@@ -121,7 +121,7 @@ def test_search_returns_hits_with_positions(server):
     top = body["hits"][0]
     assert top["path"].endswith("ops/logging.md") and top["id"] == top["path"]
     assert set(top) == {"id", "path", "score", "text", "lines", "chunk", "chars", "page", "heading", "location",
-                        "metadata"}
+                        "snippet", "snippet_line", "also", "metadata"}
     assert "logrotate" in top["text"] and top["lines"][0] >= 1 and top["chars"][1] > top["chars"][0]
 
 
@@ -188,7 +188,7 @@ def test_unknown_index_is_404(server):
     ({"query": "logs", "k": 0}, 422),
     ({"query": "logs", "k": 51}, 422),           # over --max-k
     ({"query": "x" * 501}, 422),                 # over --max-query-chars
-    ({"query": ""}, 422),
+    ({"query": ""}, 400),                        # docs/server.md: an empty query is 400, as "   " is
     ({"query": "   "}, 400),
     ({"query": "logs", "mode": "magic"}, 422),
     ({"query": "logs", "unknown": 1}, 422),

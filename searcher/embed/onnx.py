@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import SearcherError
-from .base import CHECK_TEXTS, MIN_COSINE, Exportable, blind_share
+from .base import CHECK_TEXTS, MIN_COSINE, ONNX_BATCH, Exportable, blind_share
 
 ONNX_FILE = "encoder.onnx"
 TOKENIZER_FILE = "encoder.tokenizer.json"
@@ -56,7 +56,10 @@ class QueryEncoderInfo:
 
 
 class OnnxQueryEncoder:
-    """Embeds queries with the exported graph; same vectors and unknown-token share as ``Encoder``."""
+    """Embeds with the exported graph: the same vectors, unknown-token share and token spans as
+    ``Encoder``, with neither torch nor transformers. Searches embed their query with it; once an
+    index holds a checked export, its later runs embed and chunk with it too (a run that changes
+    one file then starts in a second, not in the half minute torch takes to load)."""
 
     def __init__(self, onnx_path: Path, tokenizer_path: Path, dim: int, unk_token_id: int | None,
                  threads: int = QUERY_THREADS):
@@ -67,6 +70,8 @@ class OnnxQueryEncoder:
         # unknown_fraction counts every token, as Encoder does; a second copy keeps this thread-safe
         self._counter = Tokenizer.from_file(str(tokenizer_path))
         self._counter.no_truncation()
+        self._spanner = Tokenizer.from_file(str(tokenizer_path))   # token_spans runs in the indexer's reader thread
+        self._spanner.no_truncation()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -77,19 +82,30 @@ class OnnxQueryEncoder:
         self.dim = dim
 
     @classmethod
-    def open(cls, folder: Path, info: QueryEncoderInfo, dim: int) -> OnnxQueryEncoder:
-        return cls(folder / ONNX_FILE, folder / TOKENIZER_FILE, dim, info.unk_token_id)
+    def open(cls, folder: Path, info: QueryEncoderInfo, dim: int, threads: int = QUERY_THREADS) -> OnnxQueryEncoder:
+        return cls(folder / ONNX_FILE, folder / TOKENIZER_FILE, dim, info.unk_token_id, threads)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text. Texts run one at a time, unpadded:
-        queries come one at a time, and a lone text is exactly what the check compared."""
+        """Unit-length float32 vectors, one row per text: longest first, in padded calls of at
+        most ``ONNX_BATCH`` texts (a lone query runs unpadded)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            enc = self._tokenizer.encode(text)
-            feed = {"input_ids": enc.ids, "attention_mask": enc.attention_mask, "token_type_ids": enc.type_ids}
-            vec = self._session.run(None, {name: np.array([feed[name]], dtype=np.int64) for name in self._inputs})[0][0]
-            out[row] = vec / (np.linalg.norm(vec) or 1.0)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), ONNX_BATCH):
+            rows = order[start:start + ONNX_BATCH]
+            encodings = self._tokenizer.encode_batch([texts[r] for r in rows])
+            feed = {name: np.zeros((len(rows), max(len(e.ids) for e in encodings)), dtype=np.int64)
+                    for name in ("input_ids", "attention_mask", "token_type_ids")}
+            for i, e in enumerate(encodings):   # padding is masked out: its ids do not matter
+                feed["input_ids"][i, :len(e.ids)] = e.ids
+                feed["attention_mask"][i, :len(e.ids)] = e.attention_mask
+                feed["token_type_ids"][i, :len(e.ids)] = e.type_ids
+            out[rows] = self._session.run(None, {name: feed[name] for name in self._inputs})[0]
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character span of every token of each text (special tokens excluded), as ``Encoder``'s."""
+        return [list(e.offsets) for e in self._spanner.encode_batch(list(texts), add_special_tokens=False)]
 
     def unknown_fraction(self, text: str) -> float:
         enc = self._counter.encode(text, add_special_tokens=False)
@@ -99,7 +115,7 @@ class OnnxQueryEncoder:
 def unavailable(folder: Path, info: QueryEncoderInfo | None) -> str | None:
     """Why searches of the index in ``folder`` need torch, or None when the ONNX encoder is usable."""
     if info is None:
-        return "the index predates ONNX export; the next `searcher index` run of it exports the model"
+        return "the index has no ONNX export yet; its next `searcher index` run exports the model"
     if info.kind == "torch":
         return info.reason
     if not (folder / ONNX_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
@@ -109,18 +125,19 @@ def unavailable(folder: Path, info: QueryEncoderInfo | None) -> str | None:
     return None
 
 
-def load_query_encoder(folder: Path, info: QueryEncoderInfo, dim: int) -> OnnxQueryEncoder:
-    """One loaded encoder per process and index folder (reloaded if the file is replaced)."""
+def load_query_encoder(folder: Path, info: QueryEncoderInfo, dim: int, threads: int = QUERY_THREADS) -> OnnxQueryEncoder:
+    """One loaded encoder per process, index folder and thread count (reloaded if the file is
+    replaced). Queries run on ``QUERY_THREADS``; an index run passes every core."""
     try:
-        return _load(str(folder), info, dim, (folder / ONNX_FILE).stat().st_mtime_ns)
+        return _load(str(folder), info, dim, (folder / ONNX_FILE).stat().st_mtime_ns, threads)
     except Exception as exc:  # noqa: BLE001 - a damaged file: say which and how to get past it
         raise SearcherError(f"{folder / ONNX_FILE}: cannot load it ({_first_line(exc)}); delete it to search "
                             "with torch, or rebuild the index") from None
 
 
 @lru_cache(maxsize=8)
-def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: int) -> OnnxQueryEncoder:
-    return OnnxQueryEncoder.open(Path(folder), info, dim)
+def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: int, threads: int) -> OnnxQueryEncoder:
+    return OnnxQueryEncoder.open(Path(folder), info, dim, threads)
 
 
 def export(encoder: Exportable, folder: Path, sample: Sequence[str]) -> QueryEncoderInfo:

@@ -11,21 +11,23 @@ import os
 import stat
 import time
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pathspec
 
 from ..records import Document
-from .readers import SUFFIXES, Unreadable, decode, extract, kind_of
+from .readers import SUFFIXES, Unreadable, binary_suffix, decode, extract, kind_of
+from .readers.base import utf16_codec
 
 __all__ = ["TEXT_EXTENSIONS", "WalkOptions", "FileEntry", "Skipped", "Unreadable", "walk", "read_document",
            "read_bytes", "decode"]
 READ_ATTEMPTS = 3
 
-# Suffixes read by default (the readers' own); ``--ext`` adds suffixes that are read as plain text.
+# Suffixes read by default (the readers' own); ``--ext`` adds suffixes and names read as plain text.
 TEXT_EXTENSIONS = frozenset(SUFFIXES)
+SNIFF_BYTES = 8192        # what is looked at to tell text from binary in a file whose name gives no type
 IGNORE_FILES = (".gitignore", ".searcherignore")
 DEFAULT_MAX_BYTES = 10 * 2**20
 
@@ -35,9 +37,19 @@ class WalkOptions:
     """Which files of a folder are candidates for indexing."""
 
     extensions: frozenset[str] = TEXT_EXTENSIONS
+    names: frozenset[str] = frozenset()   # file-name globs read as plain text (--ext NAME)
     max_bytes: int = DEFAULT_MAX_BYTES
     hidden: bool = False             # descend into hidden folders and read hidden files
     ignore_files: bool = True        # honour .gitignore and .searcherignore
+
+    def reading(self, patterns: Iterable[str]) -> WalkOptions:
+        """These options, also reading as plain text what ``--ext`` names: ``.log`` (and ``log``)
+        is a suffix; a value without a leading dot is also a file name or glob (``RBASH``,
+        ``notes-*``), matched without case."""
+        patterns = [p.strip().lower() for p in patterns if p.strip()]
+        suffixes = {p if p.startswith(".") else f".{p}" for p in patterns if "*" not in p and "?" not in p}
+        names = {p for p in patterns if not p.startswith(".")}
+        return replace(self, extensions=self.extensions | suffixes, names=self.names | names)
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class FileEntry:
     size: int
     mtime_ns: int
     kind: str = "text"               # the reader for its type (see searcher.readers)
+    sniffed: bool = False            # its name gives no type: read as plain text if its content is text
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,8 @@ def walk(root: Path, options: WalkOptions = WalkOptions()) -> Iterator[FileEntry
     it is checked like a file found in a folder, and read as plain text if its type is unknown.
     """
     if root.is_file():
-        yield from _check_file(root, kind_of(root.name, options.extensions) or "text", options)
+        kind = kind_of(root.name, options.extensions, options.names)
+        yield from _check_file(root, kind or "text", options, sniffed=kind is None)
         return
     yield from _walk(root, _IgnoreRules().with_folder(root) if options.ignore_files else _IgnoreRules(),
                      options)
@@ -121,7 +135,7 @@ def _walk(folder: Path, rules: _IgnoreRules, options: WalkOptions) -> Iterator[F
             continue
         if rules.ignored(path, is_dir):
             continue
-        kind = kind_of(entry.name, options.extensions)
+        kind = kind_of(entry.name, options.extensions, options.names)
         if is_link:
             try:
                 target = os.stat(entry.path)
@@ -138,13 +152,13 @@ def _walk(folder: Path, rules: _IgnoreRules, options: WalkOptions) -> Iterator[F
             sub = rules.with_folder(path) if options.ignore_files else rules
             yield from _walk(path, sub, options)
             continue
-        if kind is None:
-            yield Skipped(path, f"unsupported file type: '{path.suffix or path.name}' (add it with --ext)")
+        if kind is None and (suffix := binary_suffix(entry.name)):
+            yield Skipped(path, f"binary file type: '{suffix}' (if it holds text, add it with --ext {suffix})")
             continue
-        yield from _check_file(path, kind, options)
+        yield from _check_file(path, kind or "text", options, sniffed=kind is None)
 
 
-def _check_file(path: Path, kind: str, options: WalkOptions) -> Iterator[FileEntry | Skipped]:
+def _check_file(path: Path, kind: str, options: WalkOptions, sniffed: bool = False) -> Iterator[FileEntry | Skipped]:
     """Stat a candidate (following a symlinked file) and apply the size limit, without reading it."""
     try:
         st = os.stat(path)
@@ -161,7 +175,7 @@ def _check_file(path: Path, kind: str, options: WalkOptions) -> Iterator[FileEnt
         yield Skipped(path, f"too large: {st.st_size} bytes > limit {options.max_bytes} (see --max-file-size)",
                       kind=kind, failed=True)
         return
-    yield FileEntry(path, st.st_size, st.st_mtime_ns, kind)
+    yield FileEntry(path, st.st_size, st.st_mtime_ns, kind, sniffed)
 
 
 def read_bytes(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[bytes, os.stat_result]:
@@ -213,6 +227,14 @@ def gunzip(data: bytes, max_bytes: int) -> bytes:
     return b"".join(out)
 
 
+def _binary(head: bytes) -> bool:
+    """Whether bytes are not text, as charset-normalizer judges them (UTF-16 without a byte-order
+    mark is text: ``decode`` reads it)."""
+    from charset_normalizer import is_binary
+
+    return utf16_codec(head) is None and is_binary(head)
+
+
 def read_document(entry: FileEntry, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
     """Read one file with the reader of its kind; raise ``Unreadable`` with the reason if it is
     not usable (see searcher.readers)."""
@@ -222,6 +244,8 @@ def read_document(entry: FileEntry, max_bytes: int = DEFAULT_MAX_BYTES) -> Docum
         data = gunzip(data, max_bytes)
     if not data.strip():
         raise Unreadable("empty file")
+    if entry.sniffed and _binary(data[:SNIFF_BYTES]):
+        raise Unreadable("binary file: its content is not text", failed=False)
     extracted = extract(entry.kind, data)
     return Document(id=str(entry.path), text=extracted.text, path=str(entry.path), size=st.st_size,
                     mtime_ns=st.st_mtime_ns, sha256=digest, kind=entry.kind, blocks=extracted.blocks,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from ..errors import SearcherError
 from . import output
@@ -22,23 +23,44 @@ from . import output
 app = typer.Typer(
     help="Index a folder of your documents and search it by meaning, locally.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None,   # plain help: switches without a type, -k before --top, words wrapped whole
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 T = TypeVar("T")
 
+
+class _Command(TyperCommand):
+    """Usage lines as click writes them: ``searcher index [OPTIONS] FOLDER``, not ``{FOLDER}``."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [re.sub(r"^\{(.*?)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+
 IndexOpt = Annotated[Optional[Path], typer.Option(
-    "--index", "-i", help="Index folder to use (default: the index named by --name).", show_default=False)]
+    "--index", "-i", help="Index folder to use (default: the index named by --name).", show_default=False, metavar="PATH")]
 NameOpt = Annotated[str, typer.Option(
     "--name", "-n", help="Name of an index under the default indexes folder ($SEARCHER_INDEXES, or the "
-    "repository's indexes/).")]
+    "repository's indexes/).", metavar="NAME")]
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="sentence-transformers model name or local path (default: the model that built the "
-    "index; for a new index all-MiniLM-L6-v2, shipped offline).", show_default=False)]
+    "index; for a new index all-MiniLM-L6-v2, shipped offline).", show_default=False, metavar="MODEL")]
 PrecisionOpt = Annotated[Optional[str], typer.Option(
     help="Encoder arithmetic: float32 (default) or int8 (about 2x faster indexing, slightly lower quality; "
-    "see docs/benchmarks.md). Fixed when the index is created.", show_default=False)]
+    "see docs/benchmarks.md). Fixed when the index is created.", show_default=False, metavar="float32|int8")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")]
+
+
+class ProgressChoice(str, Enum):
+    auto = "auto"
+    bar = "bar"
+    plain = "plain"
+    none = "none"
+
+
+ProgressOpt = Annotated[ProgressChoice, typer.Option(
+    "--progress", help="auto: a bar on a terminal, else a plain line every few seconds (logs, pipes); or "
+    "bar, plain, none.")]
 
 
 class StoreChoice(str, Enum):
@@ -48,19 +70,19 @@ class StoreChoice(str, Enum):
 
 MilvusUriOpt = Annotated[Optional[str], typer.Option(
     help="Milvus to keep the vectors in: a milvus-lite file (vectors.db), http://HOST:19530, or a cluster's "
-    "address (https:// for TLS).", show_default=False)]
+    "address (https:// for TLS).", show_default=False, metavar="URI")]
 MilvusCollectionOpt = Annotated[Optional[str], typer.Option(
-    help="Milvus collection for this index's vectors (default: a new searcher_<id>).", show_default=False)]
+    help="Milvus collection for this index's vectors (default: a new searcher_<id>).", show_default=False, metavar="NAME")]
 MilvusIndexOpt = Annotated[Optional[str], typer.Option(
     help="Milvus index type: FLAT (exact), HNSW, IVF_FLAT or AUTOINDEX (default: FLAT on milvus-lite, HNSW on "
-    "a server).", show_default=False)]
+    "a server).", show_default=False, metavar="TYPE")]
 MilvusTokenOpt = Annotated[Optional[str], typer.Option(
     envvar="SEARCHER_MILVUS_TOKEN", help="Milvus token ('user:password' or an API key); never written to the "
-    "index. Searches read $SEARCHER_MILVUS_TOKEN.", show_default=False)]
+    "index. Searches read $SEARCHER_MILVUS_TOKEN.", show_default=False, metavar="TOKEN")]
 MilvusCaOpt = Annotated[Optional[Path], typer.Option(
-    help="TLS: PEM file of the Milvus server's certificate or its CA (turns TLS on).", show_default=False)]
+    help="TLS: PEM file of the Milvus server's certificate or its CA (turns TLS on).", show_default=False, metavar="PEM")]
 MilvusServerNameOpt = Annotated[Optional[str], typer.Option(
-    help="TLS: the name the Milvus server's certificate was issued for.", show_default=False)]
+    help="TLS: the name the Milvus server's certificate was issued for.", show_default=False, metavar="NAME")]
 
 
 def _store_config(kind: StoreChoice | None, uri: str | None, collection: str | None, index_type: str | None,
@@ -120,24 +142,26 @@ class DtypeChoice(str, Enum):
     int8 = "int8"
 
 
-@app.command()
+@app.command(cls=_Command)
 def index(
-    folder: Annotated[Path, typer.Argument(help="Folder (or single file) to index.", show_default=False)],
+    folder: Annotated[Path, typer.Argument(help="Folder (or single file) to index.", metavar="FOLDER", show_default=False)],
     index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
     chunk_tokens: Annotated[Optional[int], typer.Option(
         help="Largest chunk, in model tokens (default: the most the model reads). Fixed when the index is "
-        "created.", show_default=False)] = None,
+        "created.", show_default=False, metavar="N")] = None,
     overlap: Annotated[Optional[int], typer.Option(
         help="Tokens of whole sentences repeated between neighbouring chunks (default 32). Fixed when the "
-        "index is created.", show_default=False)] = None,
+        "index is created.", show_default=False, metavar="N")] = None,
     ext: Annotated[Optional[list[str]], typer.Option(
-        "--ext", help="Also read files with this extension, e.g. --ext .log (repeatable).")] = None,
-    max_file_size: Annotated[str, typer.Option(help="Skip files larger than this.")] = "10MB",
+        "--ext", help="Also read as plain text the files with this extension or name: --ext .dat, --ext RBASH, "
+        "--ext 'notes-*' (repeatable). Files whose name gives no type are read anyway when their content is "
+        "text; this is for names of binary types (.bin, .db...) that hold text.", metavar="SUFFIX|NAME")] = None,
+    max_file_size: Annotated[str, typer.Option(help="Skip files larger than this.", metavar="SIZE")] = "10MB",
     hidden: Annotated[bool, typer.Option("--hidden", help="Also read hidden files and folders.")] = False,
     no_ignore: Annotated[bool, typer.Option(
         "--no-ignore", help="Do not honour .gitignore and .searcherignore files.")] = False,
     batch_size: Annotated[int, typer.Option(
-        help="Chunks per encoder batch (torch; ONNX Runtime runs a batch in calls of at most 8).")] = 32,
+        help="Chunks per encoder batch (torch; ONNX Runtime runs a batch in calls of at most 8).", metavar="N")] = 32,
     precision: PrecisionOpt = None,
     ann: Annotated[Optional[AnnChoice], typer.Option(
         help="Vector search structure: auto (exact up to 50,000 chunks, then HNSW, or IVF when the memory "
@@ -147,7 +171,7 @@ def index(
         "index is created.", show_default=False)] = None,
     memory_budget: Annotated[Optional[str], typer.Option(
         help="RAM the vector structure may use, e.g. 2GB (default: half of this machine's). Kept for later runs.",
-        show_default=False)] = None,
+        show_default=False, metavar="SIZE")] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Make any file that could not be read an error (exit 1, listing them).")] = False,
     vector_store: Annotated[Optional[StoreChoice], typer.Option(
@@ -158,27 +182,26 @@ def index(
     milvus_server_name: MilvusServerNameOpt = None,
     ray_address: Annotated[Optional[str], typer.Option(
         help="Embed on a Ray cluster: auto (the cluster this machine belongs to), ray://HEAD:10001, or local "
-        "(start one here).", show_default=False)] = None,
-    json_out: JsonOpt = False, quiet: QuietOpt = False,
+        "(start one here).", show_default=False, metavar="ADDRESS")] = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False, progress_choice: ProgressOpt = ProgressChoice.auto,
 ) -> None:
     """Index a folder: add new files, re-embed only changed text, drop deleted files.
 
     Exit status: 0 when every file of a type searcher reads was indexed, 3 when some could not be
     read (each is listed with its reason; the rest is indexed), 1 on an error or, with --strict,
     when any file could not be read. Files of other types (images...) are listed, not counted."""
-    from ..ingest.walk import TEXT_EXTENSIONS, WalkOptions
+    from ..ingest.walk import WalkOptions
 
     def go() -> None:
-        extra = {e if e.startswith(".") else f".{e}" for e in (ext or [])}
-        options = WalkOptions(extensions=TEXT_EXTENSIONS | {e.lower() for e in extra},
-                              max_bytes=_parse_size(max_file_size), hidden=hidden, ignore_files=not no_ignore)
+        options = WalkOptions(max_bytes=_parse_size(max_file_size), hidden=hidden,
+                              ignore_files=not no_ignore).reading(ext or [])
         store = _store_config(vector_store, milvus_uri, milvus_collection, milvus_index, milvus_ca,
                               milvus_server_name)
         s = _searcher(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
                       batch_size=batch_size, vector_store=store, milvus_token=milvus_token, ray_address=ray_address,
                       precision=precision, ann=ann.value if ann else None,
                       vector_dtype=vector_dtype.value if vector_dtype else None, memory_budget=memory_budget)
-        with output.progress(quiet or not sys.stderr.isatty()) as progress:
+        with output.progress(output.progress_style(progress_choice.value, quiet)) as progress:
             report = s.index(folder, options=options, progress=progress)
         if json_out:
             for f in report.files:
@@ -215,34 +238,34 @@ FeedbackOpt = Annotated[bool, typer.Option(
     "--feedback/--no-feedback", help="hybrid mode: move the dense query towards the best first-pass results.")]
 
 
-@app.command()
+@app.command(cls=_Command)
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for, in your own words.", show_default=False)],
-    k: Annotated[int, typer.Option("-k", "--k", help="Number of results.")] = 10,
+    query: Annotated[str, typer.Argument(help="What to look for, in your own words.", metavar="QUERY", show_default=False)],
+    k: Annotated[int, typer.Option("-k", "--top", help="Number of results.", metavar="N")] = 10,
     mode: Annotated[ModeChoice, typer.Option(
         help="hybrid: meaning and keywords fused; dense: meaning only; keyword: BM25 only.")] = ModeChoice.hybrid,
     path: Annotated[Optional[str], typer.Option(
         help="Only files whose path matches this glob, e.g. 'docs/*.md' ('*' crosses folders).",
-        show_default=False)] = None,
+        show_default=False, metavar="GLOB")] = None,
     type_: Annotated[Optional[list[str]], typer.Option(
         "--type", "-t", help="Only files with this extension, e.g. -t md -t py (repeatable).",
-        show_default=False)] = None,
+        show_default=False, metavar="EXT")] = None,
     since: Annotated[Optional[str], typer.Option(
         help="Only documents modified at or after this date: 2026-01-31, 2026-01-31T12:00 or 7d / 12h / 2w ago.",
-        show_default=False)] = None,
+        show_default=False, metavar="WHEN")] = None,
     before: Annotated[Optional[str], typer.Option(
-        help="Only documents modified before this date (same forms as --since).", show_default=False)] = None,
+        help="Only documents modified before this date (same forms as --since).", show_default=False, metavar="WHEN")] = None,
     meta: Annotated[Optional[list[str]], typer.Option(
         help="Only documents whose metadata has KEY=VALUE (repeatable; VALUE read as JSON when it parses).",
-        show_default=False)] = None,
+        show_default=False, metavar="KEY=VALUE")] = None,
     group_by_file: Annotated[bool, typer.Option(
         "--group-by-file", help="Show each file once, with its best-matching chunk.")] = False,
     min_score: Annotated[Optional[float], typer.Option(
         help="Drop hits scoring below this (cosine for dense, BM25 for keyword, fused score for hybrid).",
-        show_default=False)] = None,
+        show_default=False, metavar="SCORE")] = None,
     rerank: Annotated[Optional[str], typer.Option(
         help="Re-score the top candidates with this sentence-transformers CrossEncoder (name or path).",
-        show_default=False)] = None,
+        show_default=False, metavar="MODEL")] = None,
     fusion: FusionOpt = FusionChoice.zscore, feedback: FeedbackOpt = True,
     index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
     json_out: JsonOpt = False,
@@ -259,13 +282,14 @@ def search(
                                                      fusion=fusion.value, feedback=feedback)
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         for rank, h in enumerate(hits, 1):
-            snip = make_snippet(h.text, query)
             if json_out:
-                typer.echo(output.json_line({"rank": rank, **h.to_dict(), "snippet": snip.text,
-                                  "snippet_line": h.lines[0] + snip.line_offset}))
+                typer.echo(output.json_line({"rank": rank, **h.to_dict()}))
                 continue
-            typer.echo(f"{rank:>3}  {h.score:.3f}  {output.where(h, snip.line_offset)}")
-            typer.echo(f"     {output.marked(snip.text, snip.marks) if color else snip.text}")
+            typer.echo(f"{rank:>3}  {h.score:.3f}  {output.where(h)}")
+            snip = make_snippet(h.text, query)
+            typer.echo(f"     {output.marked(snip.text, snip.marks) if color else h.snippet}")
+            if h.also:
+                typer.echo(f"     also in: {', '.join(output.where(p) for p in h.also)}")
         if not hits and not json_out:
             typer.echo("no results", err=True)
     _run(go)
@@ -302,18 +326,19 @@ def _parse_meta(pairs: list[str]) -> dict[str, Any]:
     return {key: v[0] if len(v) == 1 else v for key, v in out.items()}
 
 
-@app.command("eval")
+@app.command("eval", cls=_Command)
 def eval_(
     collection: Annotated[Path, typer.Argument(
         help="Folder with corpus.jsonl[.gz] ({_id, title, text} per line), queries.jsonl[.gz] ({_id, text}) and "
-        "qrels.tsv (query-id, corpus-id, score; header line).", show_default=False)],
-    mode: Annotated[str, typer.Option(help="dense, keyword, hybrid, or all (side by side).")] = "hybrid",
+        "qrels.tsv (query-id, corpus-id, score; header line).", metavar="COLLECTION", show_default=False)],
+    mode: Annotated[str, typer.Option(help="dense, keyword, hybrid, or all (side by side).", metavar="MODE")] = "hybrid",
     index: IndexOpt = None,
     name: Annotated[Optional[str], typer.Option(
         "--name", "-n", help="Index name (default: eval-<collection folder name>); reused when it exists.",
-        show_default=False)] = None,
+        show_default=False, metavar="NAME")] = None,
     fusion: FusionOpt = FusionChoice.zscore, feedback: FeedbackOpt = True,
     model: ModelOpt = None, precision: PrecisionOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False,
+    progress_choice: ProgressOpt = ProgressChoice.auto,
 ) -> None:
     """Measure search quality on a test collection: nDCG@10, Recall@100, MRR@10, query latency."""
     from ..search.query import MODES
@@ -323,7 +348,7 @@ def eval_(
         if any(m not in MODES for m in modes):
             raise SearcherError(f"--mode '{mode}': choose dense, keyword, hybrid or all")
         s = _searcher(index, name or f"eval-{collection.resolve().name}", model, precision=precision)
-        with output.progress(quiet or not sys.stderr.isatty()) as progress:
+        with output.progress(output.progress_style(progress_choice.value, quiet)) as progress:
             results = s.evaluate(collection, modes, progress=progress, fusion=fusion.value, feedback=feedback)
         if json_out:
             for m, r in results.items():
@@ -336,7 +361,7 @@ def eval_(
     _run(go)
 
 
-@app.command()
+@app.command(cls=_Command)
 def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
          files: Annotated[bool, typer.Option(
              "--files", help="List the indexed files and the files skipped, with the reason.")] = False) -> None:
@@ -377,10 +402,10 @@ def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = 
     _run(go)
 
 
-@app.command()
+@app.command(cls=_Command)
 def delete(
     ids: Annotated[list[str], typer.Argument(help="Document ids (an indexed file's path, or an id given to "
-                                                   "add()).", show_default=False)],
+                                                   "add()).", metavar="ID", show_default=False)],
     index: IndexOpt = None, name: NameOpt = "default",
 ) -> None:
     """Remove documents from an index by id."""
@@ -394,7 +419,7 @@ def delete(
     _run(go)
 
 
-@app.command()
+@app.command(cls=_Command)
 def migrate(
     to: Annotated[StoreChoice, typer.Option(help="The vector store to move the index's vectors to.")],
     index: IndexOpt = None, name: NameOpt = "default",
@@ -415,28 +440,30 @@ def migrate(
     _run(go)
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     index: Annotated[list[Path], typer.Option(
         "--index", "-i", help="Index folder to serve (repeatable; the first is the default; a request names "
-        "another by its folder name).", show_default=False)],
+        "another by its folder name).", show_default=False, metavar="PATH")],
     folder: Annotated[Optional[list[Path]], typer.Option(
         "--folder", "-f", help="Folder that POST /index re-indexes (repeatable); requests cannot name other "
-        "paths.", show_default=False)] = None,
-    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+        "paths.", show_default=False, metavar="DIR")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.", metavar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", metavar="PORT")] = 8765,
     token: Annotated[Optional[str], typer.Option(
-        help="Require 'Authorization: Bearer TOKEN' (default: $SEARCHER_TOKEN, if set).", show_default=False)] = None,
+        help="Require 'Authorization: Bearer TOKEN' (default: $SEARCHER_TOKEN, if set).", show_default=False, metavar="TOKEN")] = None,
     model: ModelOpt = None,
     rerank: Annotated[Optional[list[str]], typer.Option(
-        "--rerank", help="CrossEncoder that requests may ask for by name (repeatable).", show_default=False)] = None,
-    max_k: Annotated[int, typer.Option(help="Largest k a request may ask for.")] = 100,
-    max_query_chars: Annotated[int, typer.Option(help="Longest query, in characters.")] = 2000,
-    max_batch: Annotated[int, typer.Option(help="Most documents per POST /documents.")] = 256,
-    max_body: Annotated[str, typer.Option(help="Largest request body.")] = "4MB",
-    readers: Annotated[int, typer.Option(help="Searches run at once per index (they share the index file's "
-                                              "memory-mapped vectors).")] = 2,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+        "--rerank", help="CrossEncoder that requests may ask for by name (repeatable).", show_default=False, metavar="MODEL")] = None,
+    max_k: Annotated[int, typer.Option(help="Largest k a request may ask for.", metavar="N")] = 100,
+    max_query_chars: Annotated[int, typer.Option(help="Longest query, in characters.", metavar="N")] = 2000,
+    max_batch: Annotated[int, typer.Option(help="Most documents per POST /documents.", metavar="N")] = 256,
+    max_body: Annotated[str, typer.Option(help="Largest request body.", metavar="SIZE")] = "4MB",
+    readers: Annotated[int, typer.Option(help="Searches run at once per index. The readers share the memory-mapped "
+                                              "vector file; each copies it once it catches up with a later write "
+                                              "(docs/server.md).", metavar="N")] = 2,
+    log_level: Annotated[str, typer.Option(
+        help="uvicorn log level: critical, error, warning, info, debug.", metavar="LEVEL")] = "info",
 ) -> None:
     """Serve indexes over HTTP: POST /search, POST /documents, DELETE /documents/{id}, POST /index, GET /info."""
     def go() -> None:
@@ -452,12 +479,12 @@ def serve(
     _run(go)
 
 
-@app.command()
+@app.command(cls=_Command)
 def mcp(
     index: Annotated[list[Path], typer.Option(
-        "--index", "-i", help="Index folder to expose (repeatable; the first is the default).", show_default=False)],
+        "--index", "-i", help="Index folder to expose (repeatable; the first is the default).", show_default=False, metavar="PATH")],
     folder: Annotated[Optional[list[Path]], typer.Option(
-        "--folder", "-f", help="Folder the index tool may re-index (repeatable).", show_default=False)] = None,
+        "--folder", "-f", help="Folder the index tool may re-index (repeatable).", show_default=False, metavar="DIR")] = None,
     model: ModelOpt = None,
 ) -> None:
     """Run an MCP server on stdio with search, index_status and reindex tools (for agents)."""
@@ -471,8 +498,4 @@ def mcp(
 
 
 def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
+    app(prog_name="searcher")   # also under ``python -m searcher``

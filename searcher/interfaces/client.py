@@ -80,9 +80,7 @@ class Client:
                 "min_score": min_score, "rerank": rerank, "fusion": fusion, "feedback": feedback,
                 "index": self.index_name}
         out = self._request("POST", "/search", {key: v for key, v in body.items() if v is not None})
-        return [Hit(id=h["id"], path=h["path"], score=h["score"], text=h["text"], lines=tuple(h["lines"]),
-                    metadata=h["metadata"], chunk=h["chunk"], chars=tuple(h["chars"]), page=h["page"],
-                    heading=h["heading"]) for h in out["hits"]]
+        return [Hit.from_dict(h) for h in out["hits"]]
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
             metadata: Sequence[dict[str, Any]] | None = None) -> list[str]:

@@ -151,8 +151,9 @@ class SearcherVectorStore(VectorStore):
         with self._lock:
             if not self.searcher.exists:
                 return []
-            return self.searcher.search(query, k, filters=filters, **{"mode": self.mode, "group_by_file": True,
-                                                                     **options})
+            # each LangChain document is its own result, even when two hold the same text
+            options = {"mode": self.mode, "group_by_file": True, "fold_identical": False, **options}
+            return self.searcher.search(query, k, filters=filters, **options)
 
     def close(self) -> None:
         with self._lock:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from ..ingest.pathtext import display as display_path
-from ..records import location_unit
+from ..records import Hit, Place
 
 
 def display(path: str | None) -> str:
@@ -32,34 +34,53 @@ def json_line(obj: Any) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
 
 
-class progress:
-    """A rich progress bar on stderr over the files that must be read, or nothing."""
+PLAIN_SECONDS = 5.0   # a plain progress line at most this often (and at the first and last step)
 
-    def __init__(self, silent: bool):
-        self.silent = silent
+
+def progress_style(choice: str, quiet: bool) -> str:
+    """``--progress auto``: a bar on a terminal, plain lines otherwise (a log, CI, a pipe)."""
+    if quiet or choice == "none":
+        return "none"
+    if choice == "auto":
+        return "bar" if sys.stderr.isatty() else "plain"
+    return choice
+
+
+class progress:
+    """Progress on stderr over the files that must be read: a rich bar, a plain line every few
+    seconds, or nothing. Used as a context manager that gives the ``progress(done, total)`` callback."""
+
+    def __init__(self, style: str, label: str = "indexing"):
+        self.style, self.label = style, label
         self._bar: Any = None
         self._task: Any = None
+        self._started = self._printed = 0.0
 
     def __enter__(self):
-        if self.silent:
+        if self.style == "none":
             return None
+        self._started = time.monotonic()
+        if self.style == "plain":
+            return self._line
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._bar = Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                              console=Console(stderr=True), transient=True)
         self._bar.start()
-        self._task = self._bar.add_task("index", total=None)
+        self._task = self._bar.add_task(self.label, total=None)
         return self._update
 
     def _update(self, done: int, total: int) -> None:
         self._bar.update(self._task, completed=done, total=total)
+
+    def _line(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self._printed and done < total and now - self._printed < PLAIN_SECONDS:
+            return
+        self._printed = now
+        share = f" ({100 * done // total}%)" if total else ""
+        print(f"{self.label}: {done}/{total}{share}, {now - self._started:.0f}s", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
@@ -84,19 +105,13 @@ def print_summary(report, index_path: Path) -> None:
         typer.echo(f"  ! ... and {len(failures) - 10} more (searcher info --files lists them all)")
 
 
-def where(h, line_offset: int) -> str:
-    """path:line for text and code, path p.N for PDF, path cell N for notebooks, the path alone for
-    HTML and DOCX (their extracted text's lines are not the file's); then the heading path."""
-    if not h.path:
-        where = h.id
-    else:
-        unit = location_unit(h.path)
-        where = display(h.path)
-        if unit == "line":
-            where += f":{h.lines[0] + line_offset}"
-        elif h.page is not None:
-            where += f" p.{h.page}" if unit == "page" else f" {unit} {h.page}"
-    return f"{where} ({h.heading})" if h.heading else where
+def where(item: Hit | Place) -> str:
+    """path:line for text and code (the snippet's line), path p.N for PDF, path cell N for
+    notebooks, the path alone for HTML and DOCX (their extracted text's lines are not the file's);
+    then the heading path. Texts given to ``add()`` have no path: their id stands for it."""
+    if not item.path:
+        return f"{item.id} ({item.heading})" if item.heading else item.id
+    return display(item.path) + (item.location(item.snippet_line) if isinstance(item, Hit) else item.location())
 
 
 def marked(text: str, marks: tuple[tuple[int, int], ...]) -> str:

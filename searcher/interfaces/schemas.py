@@ -5,16 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Optional, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 from typing_extensions import Annotated
 
 
@@ -57,7 +48,7 @@ class FiltersIn(_Strict):
 
 
 class SearchIn(_Strict):
-    query: str = Field(..., min_length=1, description="What to look for, in your own words.")
+    query: str = Field(..., description="What to look for, in your own words (empty: 400).")
     k: int = Field(10, ge=1, description="Number of hits.")
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     filters: Optional[FiltersIn] = None
@@ -69,19 +60,32 @@ class SearchIn(_Strict):
     index: Optional[str] = Field(None, description="Index name (default: the first --index).")
 
 
+class PlaceOut(BaseModel):
+    id: str
+    path: Optional[str]
+    lines: list[int]
+    chunk: int
+    page: Optional[int]
+    heading: Optional[str]
+    location: str
+
+
 class HitOut(BaseModel):
     id: str
     path: Optional[str]
     score: float
     text: str
-    lines: list[int]
+    lines: list[int] = Field(description="First and last line of the chunk (1-based).")
     chunk: int
     chars: list[int]
     page: Optional[int]
     heading: Optional[str]
-    location: str = Field("", description="Where in the document, for people: ':120 (Install > Linux)', "
-                                          "'p.7 (2 Methods)', 'cell 4'.")
+    location: str = Field("", description="Where in the document, for people: ':120 (Install > Linux)' (the "
+                                          "chunk's first line), 'p.7 (2 Methods)', 'cell 4'.")
+    snippet: str = Field("", description="The chunk's sentence that best matches the query.")
+    snippet_line: Optional[int] = Field(None, description="The line that snippet starts on (what the CLI shows).")
     metadata: dict[str, Any]
+    also: list[PlaceOut] = Field([], description="Other places holding exactly the same text (identical files).")
 
 
 class SearchOut(BaseModel):

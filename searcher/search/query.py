@@ -13,11 +13,12 @@ from typing import Literal, Protocol
 import numpy as np
 
 from ..errors import SearcherError
-from ..records import Filters, Hit
+from ..records import Filters, Hit, Place
 from ..store import keyword
 from ..store.protocol import VectorStore
 from ..store.sqlite import ChunkRow, Store
 from .fusion import FUSIONS, MIN_CANDIDATES, Fusion, Leg, rrf, zscore
+from .snippets import make_snippet
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
@@ -49,6 +50,7 @@ class SearchOptions:
     feedback: bool = True          # hybrid only: pseudo-relevance feedback on the dense leg
     min_score: float | None = None
     rerank: str | None = None      # a sentence-transformers CrossEncoder name or path
+    fold_identical: bool = True    # one hit per chunk text; the other places are listed in ``Hit.also``
 
 
 def check_query(query: str, options: SearchOptions) -> str:
@@ -110,6 +112,8 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
                 ranked = fuse([Leg(w_dense, dense), *others])
         rows = store.chunk_rows([cid for cid, _ in ranked[:max(n, RERANK_DEPTH)]])
         ranked = [(cid, s) for cid, s in ranked if cid in rows]
+        if options.fold_identical:
+            ranked, also = _fold_identical(ranked, rows)
         if options.group_by_file:
             ranked = _best_per_document(ranked, rows)
         exhausted = len(dense) < n and len(kw) < n
@@ -118,10 +122,10 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
         n *= 4   # grouping collapsed too many candidates: look deeper
     if options.rerank:
         ranked = _rerank(query, ranked, rows, reranker(options.rerank), options.k)
-    hits = [_hit(rows[cid], score) for cid, score in ranked]
     if options.min_score is not None:
-        hits = [h for h in hits if h.score >= options.min_score]
-    return hits[:options.k]
+        ranked = [(cid, score) for cid, score in ranked if score >= options.min_score]
+    return [_hit(rows[cid], score, query, [rows[a] for a in also.get(cid, ())] if options.fold_identical else [])
+            for cid, score in ranked[:options.k]]
 
 
 def _phrase_leg(store: Store, tokens: list[str] | None, n: int, filters: Filters) -> Leg:
@@ -153,6 +157,23 @@ def _feedback_leg(qvec: np.ndarray, fused: list[tuple[int, float]], vectors: Vec
     return [(int(i), float(s)) for i, s in zip(ids, scores)]
 
 
+def _fold_identical(ranked: list[tuple[int, float]], rows: dict[int, ChunkRow]
+                    ) -> tuple[list[tuple[int, float]], dict[int, list[int]]]:
+    """One result per chunk text: an identical file or a copied passage is listed as another place
+    of the best-ranked copy (``Hit.also``) instead of filling the results with the same text."""
+    first: dict[str, int] = {}
+    also: dict[int, list[int]] = {}
+    out = []
+    for cid, score in ranked:
+        text = rows[cid].text
+        if text in first:
+            also[first[text]].append(cid)
+        else:
+            first[text], also[cid] = cid, []
+            out.append((cid, score))
+    return out, also
+
+
 def _best_per_document(ranked: list[tuple[int, float]], rows: dict[int, ChunkRow]) -> list[tuple[int, float]]:
     seen: set[str] = set()
     out = []
@@ -174,7 +195,11 @@ def _rerank(query: str, ranked: list[tuple[int, float]], rows: dict[int, ChunkRo
     return rescored + ranked[len(top):]
 
 
-def _hit(row: ChunkRow, score: float) -> Hit:
+def _hit(row: ChunkRow, score: float, query: str, also: list[ChunkRow]) -> Hit:
+    snippet = make_snippet(row.text, query)
     return Hit(id=row.doc_id, path=row.path, score=float(score), text=row.text,
                lines=(row.start_line, row.end_line), metadata=row.metadata, chunk=row.ord,
-               chars=(row.start_char, row.end_char), page=row.page, heading=row.heading)
+               chars=(row.start_char, row.end_char), page=row.page, heading=row.heading,
+               snippet=snippet.text, snippet_line=row.start_line + snippet.line_offset,
+               also=tuple(Place(id=r.doc_id, path=r.path, lines=(r.start_line, r.end_line), chunk=r.ord, page=r.page,
+                                heading=r.heading) for r in also))

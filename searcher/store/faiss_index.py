@@ -23,15 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .ann import (
-    HNSW_EF_CONSTRUCTION,
-    AnnSettings,
-    AnnSpec,
-    AnnState,
-    calibrate,
-    choose,
-    exact_ids,
-)
+from .ann import HNSW_EF_CONSTRUCTION, AnnSettings, AnnSpec, AnnState, calibrate, choose, exact_ids
 
 EXACT_FILTER_MAX = 20_000  # an ANN search whose filter allows at most this many ids scores them exactly
 COMPACT_FRACTION = 0.1     # an HNSW graph is rebuilt when this share of its nodes are tombstones

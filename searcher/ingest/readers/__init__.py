@@ -9,12 +9,13 @@ See docs/formats.md.
 """
 from __future__ import annotations
 
+import fnmatch
 import importlib
 from collections.abc import Iterable
 
 from .base import Extracted, Unreadable, decode, first_line
 
-__all__ = ["Extracted", "Unreadable", "decode", "extract", "kind_of", "KINDS", "SUFFIXES"]
+__all__ = ["Extracted", "Unreadable", "decode", "extract", "kind_of", "binary_suffix", "KINDS", "SUFFIXES"]
 
 CODE_SUFFIXES = """
 .py .pyi .js .mjs .cjs .jsx .ts .tsx .java .kt .kts .scala .go .rs .c .h .cc .cpp .cxx .hpp .hh
@@ -40,16 +41,28 @@ TEXT_NAMES = frozenset("""readme license licence copying copyright notice change
 contributors contributing todo thanks install history bugs faq""".split())
 CODE_NAMES = frozenset("makefile dockerfile justfile rakefile gemfile vagrantfile".split())
 
+# Types known to hold no text: skipped by name, never read. Any other file whose name gives no type
+# is read when its content sniffs as text (``walk.read_document``).
+BINARY_SUFFIXES = frozenset("""
+.png .jpg .jpeg .gif .bmp .tif .tiff .webp .ico .icns .heic .psd .xcf .raw .cr2 .nef
+.mp3 .mp4 .m4a .m4v .wav .flac .ogg .oga .opus .avi .mov .mkv .webm .wmv .mpg .mpeg
+.zip .tar .tgz .bz2 .xz .zst .7z .rar .jar .war .whl .egg .deb .rpm .apk .dmg .iso .img .cab .msi
+.exe .dll .so .dylib .a .o .obj .lib .class .pyc .pyo .pyd .wasm .bin .elf
+.ttf .otf .woff .woff2 .eot .sqlite .sqlite3 .db .mdb .parquet .feather .npy .npz .pkl .pickle .h5 .hdf5
+.pt .pth .onnx .safetensors .ckpt .faiss .xls .xlsx .ppt .pptx .doc .odt .ods .odp .epub .mobi
+""".split())
+
 KINDS = ("text", "markdown", "rst", "code", "html", "pdf", "docx", "notebook")
 _MODULES = {"text": "plain", "code": "plain", "markdown": "markdown", "rst": "rst", "html": "html",
             "pdf": "pdf", "docx": "docx", "notebook": "notebook"}
 
 
-def kind_of(name: str, extra_suffixes: Iterable[str] = ()) -> str | None:
-    """The reader for a file name, or None for a type searcher does not read.
+def kind_of(name: str, extra_suffixes: Iterable[str] = (), extra_names: Iterable[str] = ()) -> str | None:
+    """The reader for a file name, or None when the name gives no type (the walk then sniffs the
+    content, or skips a known binary type).
 
-    ``name.gz`` is read as ``name`` decompressed. ``extra_suffixes`` (from ``--ext``) are read
-    as plain text."""
+    ``name.gz`` is read as ``name`` decompressed. ``extra_suffixes`` and ``extra_names`` (glob
+    patterns, from ``--ext``) are read as plain text."""
     lower = name.lower()
     if lower.endswith(".gz"):
         lower = lower[:-3]
@@ -57,7 +70,8 @@ def kind_of(name: str, extra_suffixes: Iterable[str] = ()) -> str | None:
     suffix = lower[dot:] if dot > 0 else ""
     if suffix in SUFFIXES:
         return SUFFIXES[suffix]
-    if suffix and suffix in extra_suffixes:
+    if (suffix and suffix in extra_suffixes) or any(fnmatch.fnmatch(name.lower(), n) or fnmatch.fnmatch(lower, n)
+                                                     for n in extra_names):
         return "text"
     stem = lower.lstrip(".").split(".", 1)[0]
     if stem in TEXT_NAMES:
@@ -65,6 +79,13 @@ def kind_of(name: str, extra_suffixes: Iterable[str] = ()) -> str | None:
     if stem in CODE_NAMES:
         return "code"
     return None
+
+
+def binary_suffix(name: str) -> str | None:
+    """The suffix of a name that marks a known binary type (``.png``, ``.zip``...), else None."""
+    lower = name.lower().removesuffix(".gz")
+    dot = lower.rfind(".")
+    return lower[dot:] if dot > 0 and lower[dot:] in BINARY_SUFFIXES else None
 
 
 def extract(kind: str, data: bytes) -> Extracted:

@@ -21,10 +21,11 @@ class Unreadable(Exception):
     a previously indexed version of such a file is kept.
     """
 
-    def __init__(self, reason: str, transient: bool = False):
+    def __init__(self, reason: str, transient: bool = False, failed: bool = True):
         super().__init__(reason)
         self.reason = reason
         self.transient = transient
+        self.failed = failed      # False: not a document at all (binary content), not a failure to read one
 
 
 @dataclass(frozen=True)
@@ -134,17 +135,24 @@ def decode(data: bytes, declared: str | None = None) -> str:
     raise Unreadable("undecodable: no text encoding fits its bytes")
 
 
-def _decode_utf16_without_bom(data: bytes) -> str:
-    """NUL bytes mean binary, unless they sit at every other byte: UTF-16 written without a BOM."""
-    sample = data[:8192]
+def utf16_codec(sample: bytes) -> str | None:
+    """The UTF-16 codec of text written without a BOM (NUL bytes at every other byte), else None."""
     even, odd = sample[0::2].count(0), sample[1::2].count(0)
     half = len(sample) // 2 or 1
     for codec, zeros, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
-        if zeros > half * 0.3 and other < half * 0.02 and len(data) % 2 == 0:
-            try:
-                return _refuse_binary(data.decode(codec))
-            except UnicodeDecodeError:
-                break
+        if zeros > half * 0.3 and other < half * 0.02:
+            return codec
+    return None
+
+
+def _decode_utf16_without_bom(data: bytes) -> str:
+    """NUL bytes mean binary, unless they sit at every other byte: UTF-16 written without a BOM."""
+    codec = utf16_codec(data[:8192])
+    if codec and len(data) % 2 == 0:
+        try:
+            return _refuse_binary(data.decode(codec))
+        except UnicodeDecodeError:
+            pass
     raise Unreadable("binary file")
 
 

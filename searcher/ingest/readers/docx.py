@@ -15,14 +15,7 @@ import io
 import re
 import zipfile
 
-from .base import (
-    Extracted,
-    TextBuilder,
-    Unreadable,
-    clean_heading,
-    heading_path,
-    push_heading,
-)
+from .base import Extracted, TextBuilder, Unreadable, clean_heading, heading_path, push_heading
 
 MAX_UNPACKED = 512 * 2**20
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.I)

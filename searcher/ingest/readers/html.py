@@ -24,15 +24,7 @@ from __future__ import annotations
 
 import re
 
-from .base import (
-    Extracted,
-    TextBuilder,
-    Unreadable,
-    clean_heading,
-    decode,
-    heading_path,
-    push_heading,
-)
+from .base import Extracted, TextBuilder, Unreadable, clean_heading, decode, heading_path, push_heading
 
 _DROP_TAGS = frozenset("""script style noscript template svg canvas iframe object embed head form button
 select textarea dialog nav aside menu""".split())

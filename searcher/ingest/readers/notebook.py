@@ -12,14 +12,7 @@ from __future__ import annotations
 import json
 
 from ...records import Block
-from .base import (
-    Extracted,
-    Unreadable,
-    clean_heading,
-    decode,
-    heading_path,
-    push_heading,
-)
+from .base import Extracted, Unreadable, clean_heading, decode, heading_path, push_heading
 from .markdown import markdown_blocks
 
 
