@@ -1,4 +1,4 @@
-"""Fusion: how the dense and keyword legs' ranked candidates become one ranking.
+"""Fusion: how the legs' ranked candidates (dense, keyword, exact phrase, rare word) become one ranking.
 
 Each leg is a weighted list of (chunk id, score), best first; a weight of 0 drops the leg (for
 example the dense leg of a query its model cannot read, ``query.dense_weight``).
