@@ -58,8 +58,12 @@ def main() -> None:
     files = benchlib.write_documents(coll, folder)
     idx = args.index or ROOT / "indexes" / f"bench-small-{Path(args.collection).name}"
     ours = str(ROOT)
-    index_cmd = [sys.executable, "-m", "searcher", "index", str(folder), "--index", str(idx), "--quiet"]
-    first = timed(index_cmd, ours)            # builds the index (and its export) if it is not there yet
+
+    def index_cmd(checkout: str) -> list[str]:   # checkouts from before searcher/__main__.py ran searcher.cli
+        module = "searcher" if (Path(checkout) / "searcher" / "__main__.py").exists() else "searcher.cli"
+        return [sys.executable, "-m", module, "index", str(folder), "--index", str(idx), "--quiet"]
+
+    first = timed(index_cmd(ours), ours)     # builds the index (and its export) if it is not there yet
     edited = sorted(files.values())[0]
     original = edited.read_text(encoding="utf-8")
     systems = {"ours": ours, **({"baseline": args.baseline} if args.baseline else {})}
@@ -70,12 +74,12 @@ def main() -> None:
                 for kind in ("no change", "one edited file"):
                     if kind == "one edited file":
                         edited.write_text(original + f"\nEdited in run {run} by {name}.\n", encoding="utf-8")
-                    r = timed(index_cmd, path)
+                    r = timed(index_cmd(path), path)
                     if run:
                         results.setdefault((name, kind), []).append(r)
     finally:
         edited.write_text(original, encoding="utf-8")
-    timed(index_cmd, ours)
+    timed(index_cmd(ours), ours)
 
     def med(name: str, kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[(name, kind)])
