@@ -63,7 +63,7 @@ class Hit:
 
     id: str                      # the document id: the id given to add(), or the file's path
     path: str | None
-    score: float                 # see ``searcher search --help``: its scale depends on the mode
+    score: float                 # hybrid: 0..1 (1 = first in every leg); dense: cosine; keyword: BM25
     text: str                    # the chunk's text
     lines: tuple[int, int]       # first and last line of the chunk, 1-based
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
@@ -74,6 +74,7 @@ class Hit:
     snippet: str = ""            # the chunk's sentence that best matches the query, white space folded
     snippet_line: int | None = None  # the line that sentence starts on (the line the CLI shows)
     also: tuple[Place, ...] = ()     # other places holding exactly the same chunk text (identical files)
+    scores: dict[str, float | None] = field(default_factory=dict, hash=False)  # raw: fused, dense, keyword
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,7 +82,7 @@ class Hit:
             "lines": list(self.lines), "chunk": self.chunk, "chars": list(self.chars),
             "page": self.page, "heading": self.heading, "location": self.location().strip(),
             "snippet": self.snippet, "snippet_line": self.snippet_line, "metadata": self.metadata,
-            "also": [p.to_dict() for p in self.also],
+            "also": [p.to_dict() for p in self.also], "scores": self.scores,
         }
 
     @classmethod
@@ -90,6 +91,7 @@ class Hit:
         return cls(id=d["id"], path=d["path"], score=d["score"], text=d["text"], lines=tuple(d["lines"]),
                    metadata=d["metadata"], chunk=d["chunk"], chars=tuple(d["chars"]), page=d["page"],
                    heading=d["heading"], snippet=d.get("snippet", ""), snippet_line=d.get("snippet_line"),
+                   scores=d.get("scores", {}),
                    also=tuple(Place(p["id"], p["path"], tuple(p["lines"]), p["chunk"], p["page"], p["heading"])
                               for p in d.get("also", ())))
 

@@ -261,7 +261,7 @@ def search(
     group_by_file: Annotated[bool, typer.Option(
         "--group-by-file", help="Show each file once, with its best-matching chunk.")] = False,
     min_score: Annotated[Optional[float], typer.Option(
-        help="Drop hits scoring below this (cosine for dense, BM25 for keyword, fused score for hybrid).",
+        help="Drop hits scoring below this (hybrid: 0..1, dense: cosine, keyword: BM25).",
         show_default=False, metavar="SCORE")] = None,
     rerank: Annotated[Optional[str], typer.Option(
         help="Re-score the top candidates with this sentence-transformers CrossEncoder (name or path).",
@@ -270,7 +270,12 @@ def search(
     index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Search an index: rank, score, path:line and a snippet per hit (or JSON lines)."""
+    """Search an index: rank, score, path:line and a snippet per hit (or JSON lines).
+
+    The score depends on the mode. hybrid (default): 0..1, how close the hit comes to a chunk that
+    every leg (meaning, keywords, exact phrase, rare words) ranks first for this query; 1 = first
+    in every leg. dense: cosine similarity of query and chunk (-1..1). keyword: BM25 (0 and up).
+    --json also gives each hit's raw scores: fused, dense (cosine) and keyword (BM25)."""
     from ..records import Filters
     from ..search.snippets import make_snippet
 

@@ -86,6 +86,8 @@ class HitOut(BaseModel):
     snippet_line: Optional[int] = Field(None, description="The line that snippet starts on (what the CLI shows).")
     metadata: dict[str, Any]
     also: list[PlaceOut] = Field([], description="Other places holding exactly the same text (identical files).")
+    scores: dict[str, Optional[float]] = Field({}, description="Raw scores: fused (hybrid, before scaling to "
+                                                "0..1), dense (cosine), keyword (BM25; null: no query word).")
 
 
 class SearchOut(BaseModel):

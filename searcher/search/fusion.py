@@ -19,7 +19,7 @@ docs/search.md says why this and not reciprocal rank fusion; docs/benchmarks.md 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -72,3 +72,12 @@ def zscore(legs: Sequence[Leg | tuple[float, Sequence[tuple[int, float]]]]) -> l
     for cid in {cid for leg in legs for cid, _ in leg.ranked}:
         fused[cid] = sum(w * z.get(cid, floor) for w, floor, z in parts)
     return sorted(fused.items(), key=lambda x: (-x[1], x[0]))
+
+
+def best_possible(fuse: Callable[[Sequence[Leg]], list[tuple[int, float]]], legs: Sequence[Leg]) -> float:
+    """The fused score of a chunk ranked first by every leg: what a hybrid score is divided by to
+    be shown on a 0..1 scale. Computed by the same fusion, with each leg's top candidate replaced
+    by one virtual chunk (id -1), so the legs' statistics are those of the real query."""
+    virtual = [Leg(leg.weight, [(-1, leg.ranked[0][1]), *leg.ranked[1:]] if leg.ranked else [], leg.unlisted)
+               for leg in legs]
+    return dict(fuse(virtual)).get(-1, 0.0)

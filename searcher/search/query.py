@@ -17,7 +17,7 @@ from ..records import Filters, Hit, Place
 from ..store import keyword
 from ..store.protocol import VectorStore
 from ..store.sqlite import ChunkRow, Store
-from .fusion import FUSIONS, MIN_CANDIDATES, Fusion, Leg, rrf, zscore
+from .fusion import FUSIONS, MIN_CANDIDATES, Fusion, Leg, best_possible, rrf, zscore
 from .snippets import make_snippet
 
 Mode = Literal["dense", "keyword", "hybrid"]
@@ -110,6 +110,7 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
             if options.feedback and qvec is not None and kw:   # feedback needs the keyword leg's precision
                 dense = _feedback_leg(qvec, ranked, vectors(), n, allowed)
                 ranked = fuse([Leg(w_dense, dense), *others])
+            best = best_possible(fuse, [Leg(w_dense, dense), *others])
         rows = store.chunk_rows([cid for cid, _ in ranked[:max(n, RERANK_DEPTH)]])
         ranked = [(cid, s) for cid, s in ranked if cid in rows]
         if options.fold_identical:
@@ -120,12 +121,25 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
         if len(ranked) >= options.k or exhausted or n >= MAX_K * 4:
             break
         n *= 4   # grouping collapsed too many candidates: look deeper
+    raw = dict(ranked)
+    if options.mode == "hybrid":   # shown on a 0..1 scale: 1 = ranked first by every leg (docs/search.md)
+        ranked = [(cid, min(1.0, max(0.0, score / best)) if best > 0 else 0.0) for cid, score in ranked]
     if options.rerank:
         ranked = _rerank(query, ranked, rows, reranker(options.rerank), options.k)
     if options.min_score is not None:
         ranked = [(cid, score) for cid, score in ranked if score >= options.min_score]
-    return [_hit(rows[cid], score, query, [rows[a] for a in also.get(cid, ())] if options.fold_identical else [])
-            for cid, score in ranked[:options.k]]
+    ranked = ranked[:options.k]
+    cosines = _cosines(qvec, vectors(), [cid for cid, _ in ranked]) if qvec is not None else {}
+    bm25 = dict(kw)
+    return [_hit(rows[cid], score, query, [rows[a] for a in also.get(cid, ())] if options.fold_identical else [],
+                 {"fused": raw.get(cid) if options.mode == "hybrid" else None, "dense": cosines.get(cid),
+                  "keyword": bm25.get(cid)})
+            for cid, score in ranked]
+
+
+def _cosines(qvec: np.ndarray, vectors: VectorStore, ids: list[int]) -> dict[int, float]:
+    """The query's cosine with each hit's stored vector (the dense leg's own score, before feedback)."""
+    return dict(zip(ids, (vectors.reconstruct(ids) @ qvec).tolist())) if ids else {}
 
 
 def _phrase_leg(store: Store, tokens: list[str] | None, n: int, filters: Filters) -> Leg:
@@ -195,9 +209,9 @@ def _rerank(query: str, ranked: list[tuple[int, float]], rows: dict[int, ChunkRo
     return rescored + ranked[len(top):]
 
 
-def _hit(row: ChunkRow, score: float, query: str, also: list[ChunkRow]) -> Hit:
+def _hit(row: ChunkRow, score: float, query: str, also: list[ChunkRow], scores: dict[str, float | None]) -> Hit:
     snippet = make_snippet(row.text, query)
-    return Hit(id=row.doc_id, path=row.path, score=float(score), text=row.text,
+    return Hit(id=row.doc_id, path=row.path, score=float(score), scores=scores, text=row.text,
                lines=(row.start_line, row.end_line), metadata=row.metadata, chunk=row.ord,
                chars=(row.start_char, row.end_char), page=row.page, heading=row.heading,
                snippet=snippet.text, snippet_line=row.start_line + snippet.line_offset,
