@@ -20,7 +20,7 @@ from ..errors import SearcherError
 from ..records import Topic
 from .units import Units
 
-LANDMARKS = 1000
+LANDMARKS = 800
 PLACE_BY = 5
 COLOR_BY = ("topic", "type", "folder")
 FORMATS = (".html", ".png")
@@ -53,7 +53,7 @@ def project(vectors: np.ndarray) -> np.ndarray:
     land = np.sort(np.random.default_rng(0).choice(n, min(n, LANDMARKS), replace=False))
     reduced = PCA(min(50, len(land), vectors.shape[1]), random_state=0).fit_transform(vectors[land])
     xy_land = TSNE(2, init="pca", random_state=0, perplexity=min(30.0, (len(land) - 1) / 3),
-                   max_iter=300).fit_transform(reduced)
+                   max_iter=250).fit_transform(reduced)
     if len(land) == n:
         return xy_land
     xy = np.empty((n, 2))

@@ -83,26 +83,27 @@ def find(units: Units, tiers: Iterable[str] = TIERS, near_threshold: float | Non
     sem_t = SEMANTIC_THRESHOLD if semantic_threshold is None else semantic_threshold
     n = len(units)
     pairs: dict[tuple[int, int], DuplicatePair] = {}
-    hashes = [_normal_hash(t) for t in units.texts]
     first: dict[bytes, int] = {}
-    for u, h in enumerate(hashes):
-        if h in first and "exact" in tiers:
-            pairs[(first[h], u)] = DuplicatePair(units.ids[first[h]], units.ids[u], "exact", 1.0)
-        first.setdefault(h, u)
+    same_text = np.array([first.setdefault(_normal_hash(t), u) for u, t in enumerate(units.texts)])
+    if "exact" in tiers:
+        for u in np.flatnonzero(same_text != np.arange(n)).tolist():
+            pairs[(int(same_text[u]), u)] = DuplicatePair(units.ids[same_text[u]], units.ids[u], "exact", 1.0)
     if {"near", "semantic"} & set(tiers) and n > 1:
         _, idx = neighbours(units.vectors, NEIGHBOURS)
         i = np.repeat(np.arange(n), idx.shape[1])
         j = idx.ravel()
         keep = (j >= 0) & (i != j)
-        cand = np.unique(np.sort(np.c_[i[keep], j[keep]], axis=1), axis=0)
-        cand = cand[[hashes[a] != hashes[b] for a, b in cand]] if len(cand) else cand
-        near, sem = pair_scores(units.texts, units.vectors, cand[:, 0], cand[:, 1]) if len(cand) else ((), ())
-        for (a, b), ns, ss in zip(cand.tolist(), near, sem):
-            same_doc = units.docs[a] == units.docs[b]   # chunks of one document: repeats, not paraphrases
-            if "near" in tiers and ns >= near_t:
-                pairs[(a, b)] = DuplicatePair(units.ids[a], units.ids[b], "near", round(float(ns), 4))
-            elif "semantic" in tiers and ss >= sem_t and not same_doc:
-                pairs[(a, b)] = DuplicatePair(units.ids[a], units.ids[b], "semantic", round(float(ss), 4))
+        cand = np.unique(np.sort(np.c_[i[keep], j[keep]], axis=1), axis=0).reshape(-1, 2)
+        cand = cand[same_text[cand[:, 0]] != same_text[cand[:, 1]]]
+        near, sem = pair_scores(units.texts, units.vectors, cand[:, 0], cand[:, 1])
+        docs = np.unique(units.docs, return_inverse=True)[1]
+        is_near = near >= near_t if "near" in tiers else np.zeros(len(cand), bool)
+        # chunks of one document are repeats, not paraphrases: only the near tier links them
+        is_semantic = ~is_near & (sem >= sem_t) & (docs[cand[:, 0]] != docs[cand[:, 1]]) if "semantic" in tiers \
+            else np.zeros(len(cand), bool)
+        for tier, mask, score in (("near", is_near, near), ("semantic", is_semantic, sem)):
+            for (a, b), value in zip(cand[mask].tolist(), score[mask].tolist()):
+                pairs[(a, b)] = DuplicatePair(units.ids[a], units.ids[b], tier, round(value, 4))
     return _groups(units, pairs)
 
 

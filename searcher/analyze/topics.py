@@ -1,8 +1,8 @@
 """Topics: clusters of documents, each with distinctive words and its most central documents.
 
 Two steps, both scikit-learn and seeded, so the same index always gives the same topics:
-k-means cuts the collection into up to ``FINE`` small clusters, then Ward linkage merges their
-centres into ``n`` topics — by default the ``n`` in 2..``MAX_TOPICS`` whose partition has the best
+k-means cuts the collection into up to ``FINE`` small clusters, then average linkage (cosine)
+merges their centres into ``n`` topics — by default the ``n`` in 2..``MAX_TOPICS`` whose partition has the best
 silhouette (cosine, on a fixed sample). Labels are c-TF-IDF: words frequent in a topic and rare
 in the others (Grootendorst 2022, BERTopic), English stop words left out.
 """
@@ -17,6 +17,7 @@ from .units import Units, require
 FINE = 60
 MAX_TOPICS = 12
 SILHOUETTE_SAMPLE = 3000
+KMEANS_SAMPLE = 5000         # k-means learns its centres on this many documents, then assigns all
 LABEL_WORDS = 4
 REPRESENTATIVES = 3
 _LABEL_CHARS = 5000          # of each document, for the word counts
@@ -31,22 +32,26 @@ def cluster(vectors: np.ndarray, n: int | None = None) -> np.ndarray:
     fine = min(FINE, max(2, rows // 3))
     if n is not None and n > fine:
         fine = min(rows, n)
-    km = KMeans(fine, n_init=1, random_state=0).fit(vectors)
+    fit_on = np.random.default_rng(0).choice(rows, min(rows, KMEANS_SAMPLE), replace=False)
+    km = KMeans(fine, n_init=1, max_iter=100, random_state=0).fit(vectors[fit_on])
+    fine_labels = km.predict(vectors)
     centres = km.cluster_centers_ / np.maximum(np.linalg.norm(km.cluster_centers_, axis=1, keepdims=True), 1e-9)
 
     def merged(k: int) -> np.ndarray:
         if k >= fine:
-            return km.labels_
-        return AgglomerativeClustering(k, linkage="ward").fit(centres).labels_[km.labels_]
+            return fine_labels
+        return AgglomerativeClustering(k, linkage="average", metric="cosine").fit(centres).labels_[fine_labels]
 
     if n is None:
         sample = np.random.default_rng(0).choice(rows, min(rows, SILHOUETTE_SAMPLE), replace=False)
+        distances = np.clip(1.0 - vectors[sample] @ vectors[sample].T, 0.0, 2.0)
+        np.fill_diagonal(distances, 0.0)
         best = -2.0
         for k in range(2, min(MAX_TOPICS, fine) + 1):
             labels = merged(k)
             if len(set(labels[sample])) < 2:
                 continue
-            score = silhouette_score(vectors[sample], labels[sample], metric="cosine")
+            score = silhouette_score(distances, labels[sample], metric="precomputed")
             if score > best:
                 best, n = score, k
         n = n or 2
