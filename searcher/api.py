@@ -15,13 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, write_manifest
-from .embed.base import TextEncoder
-from .embed.encoder import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder, load_reranker
-from .embed.onnx import QUERY_THREADS, SAMPLE_CHUNKS, OnnxQueryEncoder, load_query_encoder, unavailable
-from .embed.onnx import export as export_query_encoder
-from .errors import SearcherError
-from .ingest.chunking import ChunkingConfig
 from .analyze import corpus_map as analyze_map
 from .analyze import duplicates as analyze_duplicates
 from .analyze import outliers as analyze_outliers
@@ -29,6 +22,13 @@ from .analyze import similar as analyze_similar
 from .analyze import topics as analyze_topics
 from .analyze import units as analyze_units
 from .analyze.units import Units
+from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, write_manifest
+from .embed.base import TextEncoder
+from .embed.encoder import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder, load_reranker
+from .embed.onnx import QUERY_THREADS, SAMPLE_CHUNKS, OnnxQueryEncoder, load_query_encoder, unavailable
+from .embed.onnx import export as export_query_encoder
+from .errors import SearcherError
+from .ingest.chunking import ChunkingConfig
 from .records import Document, DuplicateGroup, Filters, Hit, IndexReport, MapReport, Outlier, Similar, Topic
 from .search.query import Fusion, Mode, QueryEncoder, SearchOptions
 from .search.query import search as run_query
