@@ -251,3 +251,105 @@ class IndexReport:
             "chunks_embedded": self.embedded,
             "seconds": round(self.seconds, 3),
         }
+
+
+# ---- analyze/: similar documents, duplicates, outliers, topics, map -----------------------------
+DuplicateTier = Literal["exact", "near", "semantic"]
+
+
+def _doc_dict(obj: Any) -> dict[str, Any]:
+    return {key: (list(v) if isinstance(v, tuple) else v) for key, v in obj.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Similar:
+    """A document like the one asked about; ``score`` fuses meaning and shared rare words
+    (higher is more alike, comparable within one answer only), ``cosine`` is the meaning part
+    alone (cosine of the two documents' mean chunk vectors, -1..1)."""
+
+    id: str
+    path: str | None
+    score: float
+    cosine: float
+    title: str                   # the document's first line, for people
+
+    def to_dict(self) -> dict[str, Any]:
+        return _doc_dict(self)
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two documents (or chunks, ``id#n``) that say the same thing. ``score`` is 1.0 for
+    *exact*, the share of the shorter one's word 3-grams found in the other for *near*, and the
+    mean of meaning cosine and word Jaccard for *semantic*."""
+
+    a: str
+    b: str
+    tier: DuplicateTier
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return _doc_dict(self)
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Documents linked by duplicate pairs; ``tier`` is the loosest tier among its pairs."""
+
+    ids: tuple[str, ...]
+    paths: tuple[str | None, ...]
+    tier: DuplicateTier
+    pairs: tuple[DuplicatePair, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ids": list(self.ids), "paths": list(self.paths), "tier": self.tier,
+                "pairs": [p.to_dict() for p in self.pairs]}
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """A document unlike the rest. ``score``: how far the nearest tenth of the collection is from
+    it, as a multiple of the collection's median such distance (1 = typical, 2 = twice as far)."""
+
+    id: str
+    path: str | None
+    score: float
+    distance: float              # cosine distance to the nearest tenth of the collection
+    nearest: str                 # the most similar other document
+    nearest_cosine: float
+    title: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _doc_dict(self)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A cluster of documents: its distinctive words (c-TF-IDF), size and most central documents."""
+
+    id: int
+    label: str                   # the top words, comma separated
+    words: tuple[str, ...]
+    size: int
+    representatives: tuple[str, ...]   # document ids nearest the topic's centre
+    titles: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _doc_dict(self)
+
+
+@dataclass(frozen=True)
+class MapReport:
+    """What ``map`` wrote: the file, how many documents it shows, the projection and the topics."""
+
+    path: str
+    documents: int
+    projection: str
+    color_by: str
+    topics: tuple[Topic, ...]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "documents": self.documents, "projection": self.projection,
+                "color_by": self.color_by, "topics": [t.to_dict() for t in self.topics],
+                "seconds": round(self.seconds, 3)}

@@ -168,6 +168,20 @@ def decode_vectors(blobs: Sequence[bytes], dim: int, dtype: str) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").reshape(len(blobs), dim)
 
 
+@dataclass(frozen=True)
+class AnalysisChunk:
+    """A stored chunk as the analyses need it: its document, text and keyword terms."""
+
+    id: int
+    doc_id: str
+    path: str | None
+    mtime_ns: int
+    metadata: dict[str, Any]
+    ord: int
+    text: str
+    terms: str           # the chunk's keyword-index terms, space separated
+
+
 class Store:
     """One SQLite database in WAL mode: any number of readers, one writer, each seeing whole commits."""
 
@@ -417,6 +431,43 @@ class Store:
         return {from_db(d): Document(from_db(d), _join_chunks(chunks.get(d, [])), from_db(path), size, mtime, sha,
                                      json.loads(meta))
                 for d, (path, size, mtime, sha, meta) in rows.items()}
+
+    # ---- reads for analyze/ (similar, duplicates, outliers, topics, map) -----------------------
+    def analysis_chunks(self, filters: Filters | None = None, doc_ids: Sequence[str] | None = None,
+                        chunk_ids: Sequence[int] | None = None) -> tuple[list[AnalysisChunk], np.ndarray]:
+        """Chunks with their vectors, in document then chunk order: of the documents passing
+        ``filters``, or only of ``doc_ids`` / ``chunk_ids`` when given. Analyses look at whole
+        collections, so they read the vectors kept here rather than search the ANN index."""
+        where, args = _filter_sql(filters or Filters())
+        for table, column, values in (("wanted_docs", "d.doc_id", None if doc_ids is None else map(to_db, doc_ids)),
+                                      ("wanted_chunks", "c.id", None if chunk_ids is None else map(int, chunk_ids))):
+            if values is not None:       # an empty list selects nothing
+                self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (v PRIMARY KEY) WITHOUT ROWID")
+                self.conn.execute(f"DELETE FROM temp.{table}")
+                self.conn.executemany(f"INSERT OR IGNORE INTO temp.{table} VALUES (?)", ((v,) for v in values))
+                where += f" AND {column} IN (SELECT v FROM temp.{table})"
+        rows = self.conn.execute(
+            "SELECT c.id, d.doc_id, d.path, d.mtime_ns, d.metadata, c.ord, c.text, f.terms, e.vector "
+            "FROM chunks c JOIN documents d ON d.id = c.document JOIN embeddings e ON e.text_hash = c.text_hash "
+            f"LEFT JOIN chunks_fts f ON f.rowid = c.id WHERE {where} ORDER BY d.id, c.ord", args).fetchall()
+        chunks = [AnalysisChunk(r[0], from_db(r[1]), from_db(r[2]), r[3], json.loads(r[4]), r[5], r[6], r[7] or "")
+                  for r in rows]
+        vectors = decode_vectors([r[8] for r in rows], self.dim, self.dtype) if rows else np.zeros((0, self.dim), np.float32)
+        return chunks, vectors
+
+    def term_document_counts(self, terms: Iterable[str]) -> dict[str, int]:
+        """In how many chunks each keyword-index term occurs (for tf-idf weights)."""
+        self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
+        terms = list(dict.fromkeys(terms))
+        out: dict[str, int] = {}
+        for i in range(0, len(terms), 500):
+            part = terms[i:i + 500]
+            q = f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({','.join('?' * len(part))})"
+            out.update((t, int(n)) for t, n in self.conn.execute(q, part))
+        return out
+
+    def chunk_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
     def documents(self) -> Iterator[tuple[str, str, int]]:
         """(doc_id, source, number of chunks) of every document."""
