@@ -71,7 +71,8 @@ def test_progress_is_printed_as_lines_when_the_output_is_not_a_terminal(odd_name
     assert "indexing" not in r.stderr and r.stdout == ""
 
 
-COMMANDS = ("", "index", "search", "eval", "info", "delete", "migrate", "serve", "mcp")
+COMMANDS = ("", "index", "search", "eval", "info", "delete", "migrate", "serve", "mcp", "similar", "duplicates",
+            "outliers", "topics", "map")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -513,20 +513,20 @@ def mcp(
 
 
 # ---- analyze: similar, duplicates, outliers, topics, map (docs/analyze.md) ------------------------
-KOpt = Annotated[int, typer.Option("-k", "--k", help="Number of documents to show.")]
+KOpt = Annotated[int, typer.Option("-k", "--top", help="Number of documents to show.", metavar="N")]
 
 
 def _label(doc_id: str, path: str | None) -> str:
     return output.display(path) if path else doc_id
 
 
-@app.command()
+@app.command(cls=_Command)
 def similar(
     target: Annotated[Optional[str], typer.Argument(
-        help="An indexed document: its path or id, or one chunk as ID#N.", show_default=False)] = None,
+        help="An indexed document: its path or id, or one chunk as ID#N.", show_default=False, metavar="DOCUMENT")] = None,
     file: Annotated[Optional[Path], typer.Option(
         "--file", help="Compare a file that need not be indexed (read, chunked and embedded like any file).",
-        show_default=False)] = None,
+        show_default=False, metavar="PATH")] = None,
     k: KOpt = 10,
     path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
     meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
@@ -550,7 +550,7 @@ class TierChoice(str, Enum):
     semantic = "semantic"
 
 
-@app.command()
+@app.command(cls=_Command)
 def duplicates(
     tier: Annotated[Optional[list[TierChoice]], typer.Option(
         help="Only these tiers (repeatable): exact (same text), near (edited copies), semantic (same meaning).",
@@ -558,10 +558,10 @@ def duplicates(
     chunks: Annotated[bool, typer.Option("--chunks", help="Compare chunks instead of whole documents.")] = False,
     threshold: Annotated[Optional[float], typer.Option(
         help="Semantic tier: pairs scoring at least this, 0..1 (default 0.55, measured on MRPC).",
-        show_default=False)] = None,
+        show_default=False, metavar="SCORE")] = None,
     near_threshold: Annotated[Optional[float], typer.Option(
         help="Near tier: share of the shorter text's word 3-grams found in the other, 0..1 (default 0.6).",
-        show_default=False)] = None,
+        show_default=False, metavar="SCORE")] = None,
     path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
     meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
 ) -> None:
@@ -584,7 +584,7 @@ def duplicates(
     _run(go)
 
 
-@app.command()
+@app.command(cls=_Command)
 def outliers(
     k: KOpt = 10,
     path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
@@ -603,10 +603,10 @@ def outliers(
 
 
 TopicsOpt = Annotated[Optional[int], typer.Option(
-    "--topics", help="How many topics (default: chosen by silhouette, 2 to 12).", show_default=False)]
+    "--topics", help="How many topics (default: chosen by silhouette, 2 to 12).", show_default=False, metavar="N")]
 
 
-@app.command()
+@app.command(cls=_Command)
 def topics(
     n: TopicsOpt = None,
     path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
@@ -630,10 +630,11 @@ class ColorChoice(str, Enum):
     folder = "folder"
 
 
-@app.command("map")
+@app.command("map", cls=_Command)
 def map_(
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="File to write: .html (interactive, self-contained, opens offline) or .png.")],
+        "--out", "-o", help="File to write: .html (interactive, self-contained, opens offline) or .png.",
+        metavar="FILE")],
     color_by: Annotated[ColorChoice, typer.Option(help="Colour points by topic, file type or folder.")]
     = ColorChoice.topic,
     n: TopicsOpt = None,
