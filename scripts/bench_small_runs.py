@@ -36,7 +36,8 @@ def timed(cmd: list[str], pythonpath: str) -> dict[str, float]:
     """One fresh process: wall seconds, CPU seconds (user + system), peak RSS in MB."""
     env = {**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd: `python -m` puts the working folder first on sys.path, ahead of PYTHONPATH
+    proc = subprocess.Popen(cmd, env=env, cwd=pythonpath, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) not in (0, 3):
@@ -58,8 +59,12 @@ def main() -> None:
     files = benchlib.write_documents(coll, folder)
     idx = args.index or ROOT / "indexes" / f"bench-small-{Path(args.collection).name}"
     ours = str(ROOT)
-    index_cmd = [sys.executable, "-m", "searcher", "index", str(folder), "--index", str(idx), "--quiet"]
-    first = timed(index_cmd, ours)            # builds the index (and its export) if it is not there yet
+
+    def index_cmd(checkout: str) -> list[str]:   # checkouts from before searcher/__main__.py ran searcher.cli
+        module = "searcher" if (Path(checkout) / "searcher" / "__main__.py").exists() else "searcher.cli"
+        return [sys.executable, "-m", module, "index", str(folder), "--index", str(idx), "--quiet"]
+
+    first = timed(index_cmd(ours), ours)     # builds the index (and its export) if it is not there yet
     edited = sorted(files.values())[0]
     original = edited.read_text(encoding="utf-8")
     systems = {"ours": ours, **({"baseline": args.baseline} if args.baseline else {})}
@@ -70,12 +75,12 @@ def main() -> None:
                 for kind in ("no change", "one edited file"):
                     if kind == "one edited file":
                         edited.write_text(original + f"\nEdited in run {run} by {name}.\n", encoding="utf-8")
-                    r = timed(index_cmd, path)
+                    r = timed(index_cmd(path), path)
                     if run:
                         results.setdefault((name, kind), []).append(r)
     finally:
         edited.write_text(original, encoding="utf-8")
-    timed(index_cmd, ours)
+    timed(index_cmd(ours), ours)
 
     def med(name: str, kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[(name, kind)])

@@ -15,6 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .analyze import corpus_map as analyze_map
+from .analyze import duplicates as analyze_duplicates
+from .analyze import outliers as analyze_outliers
+from .analyze import similar as analyze_similar
+from .analyze import topics as analyze_topics
+from .analyze import units as analyze_units
+from .analyze.units import Units
 from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, write_manifest
 from .embed.base import TextEncoder
 from .embed.encoder import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_reranker
@@ -24,7 +31,7 @@ from .embed.onnx import export as export_query_encoder
 from .embed.static import StaticEncoder, is_static
 from .errors import SearcherError
 from .ingest.chunking import ChunkingConfig
-from .records import Document, Filters, Hit, IndexReport
+from .records import Document, DuplicateGroup, Filters, Hit, IndexReport, MapReport, Outlier, Similar, Topic
 from .search.query import Fusion, Mode, QueryEncoder, SearchOptions
 from .search.query import search as run_query
 from .store.ann import AnnSettings
@@ -59,6 +66,16 @@ def _static_index(config: IndexConfig) -> bool:
     """Whether a static model built the index: its manifest says so after the first write."""
     qe = config.query_encoder
     return qe.kind == "static" if qe is not None else is_static(config.model.name)
+
+
+def as_filters(filters: Filters | dict | None) -> Filters:
+    """A ``Filters`` from itself, a dict of its fields, or None (no filter)."""
+    if isinstance(filters, dict):
+        try:
+            return Filters(**{key: tuple(v) if key == "types" else v for key, v in filters.items()})
+        except TypeError as exc:
+            raise SearcherError(f"filters: {exc}") from None
+    return filters or Filters()
 
 
 class Searcher:
@@ -386,12 +403,7 @@ class Searcher:
         ``fusion`` ("zscore" or "rrf") and ``feedback`` (pseudo-relevance feedback) shape hybrid mode.
         ``fold_identical``: chunks with exactly the same text (identical files) make one hit that lists
         the other places in ``Hit.also``."""
-        if isinstance(filters, dict):
-            try:
-                filters = Filters(**{key: tuple(v) if key == "types" else v for key, v in filters.items()})
-            except TypeError as exc:
-                raise SearcherError(f"filters: {exc}") from None
-        options = SearchOptions(k=k, mode=mode, filters=filters or Filters(), group_by_file=group_by_file,
+        options = SearchOptions(k=k, mode=mode, filters=as_filters(filters), group_by_file=group_by_file,
                                 min_score=min_score, rerank=rerank, fusion=fusion, feedback=feedback,
                                 fold_identical=fold_identical)
         config = self._read_config()
@@ -399,6 +411,109 @@ class Searcher:
         with store.snapshot():
             return run_query(query, options, lambda: self._query_encoder(config), lambda: self._synced_vectors(store),
                              store, load_reranker)
+
+    # ---- analyze: similar, duplicates, outliers, topics, map (docs/analyze.md) -------------------
+    def _units(self, filters: Filters | dict | None, chunks: bool = False) -> Units:
+        """Every document (or chunk) passing the filters, with its vector; one snapshot."""
+        filters = as_filters(filters)
+        self._read_config()
+        store = self._open_store()
+        with store.snapshot():
+            found = store.analysis_chunks(filters)
+        if not found[0]:
+            raise SearcherError(f"the index at {self.path} has no documents"
+                                + ("" if filters.empty else " that pass the filters") + "; nothing to analyse")
+        return (analyze_units.chunk_units if chunks else analyze_units.documents)(*found)
+
+    def similar(self, target: str | None = None, k: int = 10, *, file: str | Path | None = None,
+                filters: Filters | dict | None = None) -> list[Similar]:
+        """The ``k`` documents most like ``target`` — an indexed document's id or path, or a chunk
+        ``ID#n`` — or like ``file``, a file that need not be indexed (read, chunked and embedded
+        like any file). The document itself is left out of the answer."""
+        if (target is None) == (file is None):
+            raise SearcherError("similar: give either a document (id, path or ID#chunk) or a file, not both")
+        if not isinstance(k, int) or k <= 0:
+            raise SearcherError(f"k must be a positive whole number, got {k!r}")
+        config = self._read_config()
+        store = self._open_store()
+        exclude = None
+        if file is not None:
+            vectors, terms = self._file_vectors(Path(file).expanduser(), config)
+        with store.snapshot():
+            if target is not None:
+                vectors, terms, exclude = self._target_vectors(store, str(target))
+            return analyze_similar.similar(store, self._synced_vectors(store), vectors, terms, k,
+                                           as_filters(filters), exclude)
+
+    def _target_vectors(self, store: Store, target: str) -> tuple[Any, list[str], str]:
+        """Chunk vectors, keyword terms and document id of an indexed document or chunk."""
+        candidates = [target] + ([str(Path(target).expanduser().resolve())] if not target.startswith("/") else [])
+        for doc_id in candidates:
+            chunks, vectors = store.analysis_chunks(doc_ids=[doc_id])
+            if chunks:
+                return vectors, " ".join(c.terms for c in chunks).split(), doc_id
+        doc_id, _, number = target.rpartition("#")
+        if doc_id and number.isdigit():
+            for d in [doc_id] + ([str(Path(doc_id).expanduser().resolve())] if not doc_id.startswith("/") else []):
+                chunks, vectors = store.analysis_chunks(doc_ids=[d])
+                picked = [i for i, c in enumerate(chunks) if c.ord == int(number)]
+                if picked:
+                    return vectors[picked], chunks[picked[0]].terms.split(), d
+                if chunks:
+                    raise SearcherError(f"similar: document {d} has chunks 0..{len(chunks) - 1}, not {number}")
+        raise SearcherError(f"similar: '{target}' is not an indexed document id or path (nor ID#chunk) "
+                            f"in {self.path}; see `searcher files`, or pass a file that is not indexed with --file")
+
+    def _file_vectors(self, path: Path, config: IndexConfig) -> tuple[Any, list[str]]:
+        """A file read, chunked and embedded as indexing would, not stored."""
+        from .ingest.chunking import chunk_document
+        from .ingest.readers import kind_of
+        from .ingest.walk import FileEntry, Unreadable, read_document
+        from .store.keyword import terms
+
+        if not path.is_file():
+            raise SearcherError(f"similar --file {path}: no such file")
+        try:
+            doc = read_document(FileEntry(path.resolve(), path.stat().st_size, path.stat().st_mtime_ns,
+                                          kind_of(path.name) or "text"))
+        except Unreadable as exc:
+            raise SearcherError(f"similar --file {path}: cannot be read ({exc})") from None
+        encoder = self._light_encoder(config) or self._encoder_for(config)
+        chunks = chunk_document(doc.text, doc.blocks, encoder.token_spans, config.chunking)
+        if not chunks:
+            raise SearcherError(f"similar --file {path}: has no text to compare")
+        return encoder.encode([c.text for c in chunks]), [t for c in chunks for t in terms(c.text)]
+
+    def duplicates(self, *, tiers: Sequence[str] = analyze_duplicates.TIERS, chunks: bool = False,
+                   threshold: float | None = None, near_threshold: float | None = None,
+                   filters: Filters | dict | None = None) -> list[DuplicateGroup]:
+        """Groups of documents (``chunks``: of chunks) that say the same thing, tier by tier:
+        exact, near (edited copies, containment ≥ ``near_threshold``), semantic (same meaning,
+        score ≥ ``threshold``). Defaults are measured (docs/analyze.md)."""
+        analyze_duplicates.check_threshold(threshold, "threshold")
+        analyze_duplicates.check_threshold(near_threshold, "near threshold")
+        return analyze_duplicates.find(self._units(filters, chunks), tiers, near_threshold, threshold)
+
+    def outliers(self, k: int = 10, *, filters: Filters | dict | None = None) -> list[Outlier]:
+        """The ``k`` documents least like the rest, most unusual first."""
+        if not isinstance(k, int) or k <= 0:
+            raise SearcherError(f"k must be a positive whole number, got {k!r}")
+        return analyze_outliers.rank(self._units(filters), k)
+
+    def topics(self, n: int | None = None, *, filters: Filters | dict | None = None) -> list[Topic]:
+        """The collection's topics, largest first (``n``: how many; by default the best by silhouette)."""
+        return analyze_topics.topics(self._units(filters), n)[0]
+
+    def map(self, out: str | Path, *, color_by: str = "topic", topics: int | None = None,
+            filters: Filters | dict | None = None) -> MapReport:
+        """Draw the collection to ``out``: .html (interactive, self-contained) or .png."""
+        start = time.perf_counter()
+        path = analyze_map.check_output(out, color_by)
+        units = self._units(filters)
+        found, labels = analyze_topics.topics(units, topics)
+        analyze_map.draw(units, analyze_map.project(units.vectors), labels, found, color_by, path)
+        return MapReport(str(path.resolve()), len(units), analyze_map.projection_name(len(units)), color_by,
+                         tuple(found), time.perf_counter() - start)
 
     def evaluate(self, collection: str | Path, modes: Sequence[Mode] = ("hybrid",), *,
                  progress: Progress | None = None, **search_options: Any) -> dict[str, dict[str, float]]:

@@ -63,7 +63,7 @@ class Hit:
 
     id: str                      # the document id: the id given to add(), or the file's path
     path: str | None
-    score: float                 # see ``searcher search --help``: its scale depends on the mode
+    score: float                 # hybrid: 0..1 (1 = first in every leg); dense: cosine; keyword: BM25
     text: str                    # the chunk's text
     lines: tuple[int, int]       # first and last line of the chunk, 1-based
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
@@ -74,6 +74,7 @@ class Hit:
     snippet: str = ""            # the chunk's sentence that best matches the query, white space folded
     snippet_line: int | None = None  # the line that sentence starts on (the line the CLI shows)
     also: tuple[Place, ...] = ()     # other places holding exactly the same chunk text (identical files)
+    scores: dict[str, float | None] = field(default_factory=dict, hash=False)  # raw: fused, dense, keyword
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,7 +82,7 @@ class Hit:
             "lines": list(self.lines), "chunk": self.chunk, "chars": list(self.chars),
             "page": self.page, "heading": self.heading, "location": self.location().strip(),
             "snippet": self.snippet, "snippet_line": self.snippet_line, "metadata": self.metadata,
-            "also": [p.to_dict() for p in self.also],
+            "also": [p.to_dict() for p in self.also], "scores": self.scores,
         }
 
     @classmethod
@@ -90,6 +91,7 @@ class Hit:
         return cls(id=d["id"], path=d["path"], score=d["score"], text=d["text"], lines=tuple(d["lines"]),
                    metadata=d["metadata"], chunk=d["chunk"], chars=tuple(d["chars"]), page=d["page"],
                    heading=d["heading"], snippet=d.get("snippet", ""), snippet_line=d.get("snippet_line"),
+                   scores=d.get("scores", {}),
                    also=tuple(Place(p["id"], p["path"], tuple(p["lines"]), p["chunk"], p["page"], p["heading"])
                               for p in d.get("also", ())))
 
@@ -249,3 +251,105 @@ class IndexReport:
             "chunks_embedded": self.embedded,
             "seconds": round(self.seconds, 3),
         }
+
+
+# ---- analyze/: similar documents, duplicates, outliers, topics, map -----------------------------
+DuplicateTier = Literal["exact", "near", "semantic"]
+
+
+def _doc_dict(obj: Any) -> dict[str, Any]:
+    return {key: (list(v) if isinstance(v, tuple) else v) for key, v in obj.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Similar:
+    """A document like the one asked about; ``score`` fuses meaning and shared rare words
+    (higher is more alike, comparable within one answer only), ``cosine`` is the meaning part
+    alone (cosine of the two documents' mean chunk vectors, -1..1)."""
+
+    id: str
+    path: str | None
+    score: float
+    cosine: float
+    title: str                   # the document's first line, for people
+
+    def to_dict(self) -> dict[str, Any]:
+        return _doc_dict(self)
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two documents (or chunks, ``id#n``) that say the same thing. ``score`` is 1.0 for
+    *exact*, the share of the shorter one's word 3-grams found in the other for *near*, and the
+    mean of meaning cosine and word Jaccard for *semantic*."""
+
+    a: str
+    b: str
+    tier: DuplicateTier
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return _doc_dict(self)
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Documents linked by duplicate pairs; ``tier`` is the loosest tier among its pairs."""
+
+    ids: tuple[str, ...]
+    paths: tuple[str | None, ...]
+    tier: DuplicateTier
+    pairs: tuple[DuplicatePair, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ids": list(self.ids), "paths": list(self.paths), "tier": self.tier,
+                "pairs": [p.to_dict() for p in self.pairs]}
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """A document unlike the rest. ``score``: how far the nearest tenth of the collection is from
+    it, as a multiple of the collection's median such distance (1 = typical, 2 = twice as far)."""
+
+    id: str
+    path: str | None
+    score: float
+    distance: float              # cosine distance to the nearest tenth of the collection
+    nearest: str                 # the most similar other document
+    nearest_cosine: float
+    title: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _doc_dict(self)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A cluster of documents: its distinctive words (c-TF-IDF), size and most central documents."""
+
+    id: int
+    label: str                   # the top words, comma separated
+    words: tuple[str, ...]
+    size: int
+    representatives: tuple[str, ...]   # document ids nearest the topic's centre
+    titles: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _doc_dict(self)
+
+
+@dataclass(frozen=True)
+class MapReport:
+    """What ``map`` wrote: the file, how many documents it shows, the projection and the topics."""
+
+    path: str
+    documents: int
+    projection: str
+    color_by: str
+    topics: tuple[Topic, ...]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "documents": self.documents, "projection": self.projection,
+                "color_by": self.color_by, "topics": [t.to_dict() for t in self.topics],
+                "seconds": round(self.seconds, 3)}

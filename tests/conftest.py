@@ -1,6 +1,8 @@
 """Shared fixtures: the real packaged model, a tiny locally built model, and small real folders."""
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import subprocess
 import sys
@@ -87,6 +89,22 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     """Run the real ``searcher`` command in a fresh process."""
     return subprocess.run([sys.executable, "-m", "searcher", *args], capture_output=True, text=True,
                           cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl.gz")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def real_documents(n: int) -> dict[str, str]:
+    """``n`` real documents by name: SciFact abstracts where the collection is at hand, else
+    (a fresh clone in CI) the paragraphs of this repository's own documentation, cycled."""
+    if SCIFACT.is_file():
+        with gzip.open(SCIFACT, "rt", encoding="utf-8") as f:
+            docs = (json.loads(line) for _, line in zip(range(n), f))
+            return {d["_id"]: f"{d['title']}\n\n{d['text']}" for d in docs}
+    paragraphs = [p.strip() for md in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+                  for p in md.read_text(encoding="utf-8").split("\n\n") if len(p.strip()) >= 200]
+    return {f"p{i:04d}": paragraphs[i % len(paragraphs)] for i in range(n)}
 
 
 STORES = ("faiss", "milvus")

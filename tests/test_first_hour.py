@@ -71,7 +71,8 @@ def test_progress_is_printed_as_lines_when_the_output_is_not_a_terminal(odd_name
     assert "indexing" not in r.stderr and r.stdout == ""
 
 
-COMMANDS = ("", "index", "search", "eval", "info", "delete", "migrate", "serve", "mcp")
+COMMANDS = ("", "index", "search", "eval", "info", "delete", "migrate", "serve", "mcp", "similar", "duplicates",
+            "outliers", "topics", "map")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -153,3 +154,22 @@ def test_an_empty_folder_is_refused_before_any_model_loads_and_leaves_nothing(tm
     r = run_cli("index", str(tmp_path / "empty"), "--index", str(tmp_path / "idx"), env=_blocked_env(tmp_path, HEAVY))
     assert r.returncode == 1 and "nothing to index" in r.stderr and "photo.png" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "idx").exists()
+
+
+def test_hybrid_scores_are_on_a_0_to_1_scale_with_the_raw_legs_kept(copies: Path, tmp_path: Path):
+    s = Searcher(tmp_path / "idx")
+    s.index(copies)
+    query = "escape key cancels the dialog"
+    hits = s.search(query, k=5)
+    scores = [h.score for h in hits]
+    assert all(0.0 <= x <= 1.0 for x in scores) and scores == sorted(scores, reverse=True) and scores[0] > 0.5
+    top = hits[0]
+    dense = {(h.id, h.chunk): h.score for h in s.search(query, k=20, mode="dense")}
+    keyword = {(h.id, h.chunk): h.score for h in s.search(query, k=20, mode="keyword")}
+    assert abs(top.scores["dense"] - dense[(top.id, top.chunk)]) < 1e-4
+    assert abs(top.scores["keyword"] - keyword[(top.id, top.chunk)]) < 1e-4
+    assert top.scores["fused"] > 0
+    r = run_cli("search", query, "--index", str(tmp_path / "idx"), "--json", "-k", "1")
+    assert json.loads(r.stdout)["scores"]["dense"] == pytest.approx(top.scores["dense"], abs=1e-4)
+    kept = s.search(query, k=5, min_score=scores[1] + 1e-9)    # --min-score is on the same 0..1 scale
+    assert [(h.id, h.chunk) for h in kept] == [(top.id, top.chunk)]

@@ -45,7 +45,7 @@ def test_mcp_tools_answer_a_real_client(tmp_path):
                 async with ClientSession(read, write) as session:
                     await session.initialize()
                     tools = {t.name: t for t in (await session.list_tools()).tools}
-                    assert {"search", "index_status", "reindex"} <= set(tools)
+                    assert {"search", "similar", "index_status", "reindex"} <= set(tools)
                     assert "query" in tools["search"].input_schema["properties"] if hasattr(
                         tools["search"], "input_schema") else tools["search"].inputSchema["properties"]
 
@@ -60,6 +60,12 @@ def test_mcp_tools_answer_a_real_client(tmp_path):
                     assert found["hits"][0]["path"].endswith("ops/logging.md") and len(found["hits"]) == 2
                     py = _result(await session.call_tool("search", {"query": "network", "types": ["py"]}))
                     assert py["hits"] and all(h["path"].endswith(".py") for h in py["hits"])
+
+                    logging_md = found["hits"][0]["path"]
+                    like = _result(await session.call_tool("similar", {"id": logging_md, "k": 2}))
+                    assert len(like["similar"]) == 2 and logging_md not in [d["id"] for d in like["similar"]]
+                    bad = await session.call_tool("similar", {"id": "no/such.md"})
+                    assert _is_error(bad) and "not an indexed document" in bad.content[0].text
 
                     status = _result(await session.call_tool("index_status", {}))
                     assert status["files"] == len(NOTES) and status["last_reindex"]["folders"][0]["added"] == 5

@@ -3,7 +3,6 @@ vectors local encoding gives, each worker loads the model once per indexing run,
 mid-run does not stop the run, and a killed driver loses only the batch in flight."""
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -20,11 +19,11 @@ import pytest
 
 from searcher import Searcher
 
+from .conftest import real_documents as _documents
 from .conftest import run_cli
 from .test_crash_and_locking import _big_folder, _wait_for_commit
 
 ray = pytest.importorskip("ray")
-SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl.gz")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -33,18 +32,6 @@ def local_ray():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-def _documents(n: int) -> dict[str, str]:
-    """``n`` real documents by name: SciFact abstracts where the collection is at hand, else
-    (a fresh clone in CI) the paragraphs of this repository's own documentation, cycled."""
-    if SCIFACT.is_file():
-        with gzip.open(SCIFACT, "rt", encoding="utf-8") as f:
-            docs = (json.loads(line) for _, line in zip(range(n), f))
-            return {d["_id"]: f"{d['title']}\n\n{d['text']}" for d in docs}
-    paragraphs = [p.strip() for md in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-                  for p in md.read_text(encoding="utf-8").split("\n\n") if len(p.strip()) >= 200]
-    return {f"p{i:04d}": paragraphs[i % len(paragraphs)] for i in range(n)}
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -121,7 +121,7 @@ def test_search_returns_hits_with_positions(server):
     top = body["hits"][0]
     assert top["path"].endswith("ops/logging.md") and top["id"] == top["path"]
     assert set(top) == {"id", "path", "score", "text", "lines", "chunk", "chars", "page", "heading", "location",
-                        "snippet", "snippet_line", "also", "metadata"}
+                        "snippet", "snippet_line", "also", "scores", "metadata"}
     assert "logrotate" in top["text"] and top["lines"][0] >= 1 and top["chars"][1] > top["chars"][0]
 
 

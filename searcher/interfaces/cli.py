@@ -240,30 +240,42 @@ FeedbackOpt = Annotated[bool, typer.Option(
     "--feedback/--no-feedback", help="hybrid mode: move the dense query towards the best first-pass results.")]
 
 
+PathOpt = Annotated[Optional[str], typer.Option(
+    help="Only files whose path matches this glob, e.g. 'docs/*.md' ('*' crosses folders).", show_default=False,
+    metavar="GLOB")]
+TypeOpt = Annotated[Optional[list[str]], typer.Option(
+    "--type", "-t", help="Only files with this extension, e.g. -t md -t py (repeatable).", show_default=False,
+    metavar="EXT")]
+SinceOpt = Annotated[Optional[str], typer.Option(
+    help="Only documents modified at or after this date: 2026-01-31, 2026-01-31T12:00 or 7d / 12h / 2w ago.",
+    show_default=False, metavar="WHEN")]
+BeforeOpt = Annotated[Optional[str], typer.Option(
+    help="Only documents modified before this date (same forms as --since).", show_default=False, metavar="WHEN")]
+MetaOpt = Annotated[Optional[list[str]], typer.Option(
+    help="Only documents whose metadata has KEY=VALUE (repeatable; VALUE read as JSON when it parses).",
+    show_default=False, metavar="KEY=VALUE")]
+
+
+def _filters(path: str | None, types: list[str] | None, since: str | None, before: str | None,
+             meta: list[str] | None):
+    from ..records import Filters
+
+    return Filters(path=path, types=tuple(types or ()), modified_after=_parse_when(since, "--since"),
+                   modified_before=_parse_when(before, "--before"), metadata=_parse_meta(meta or []))
+
+
 @app.command(cls=_Command)
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your own words.", metavar="QUERY", show_default=False)],
     k: Annotated[int, typer.Option("-k", "--top", help="Number of results.", metavar="N")] = 10,
     mode: Annotated[ModeChoice, typer.Option(
         help="hybrid: meaning and keywords fused; dense: meaning only; keyword: BM25 only.")] = ModeChoice.hybrid,
-    path: Annotated[Optional[str], typer.Option(
-        help="Only files whose path matches this glob, e.g. 'docs/*.md' ('*' crosses folders).",
-        show_default=False, metavar="GLOB")] = None,
-    type_: Annotated[Optional[list[str]], typer.Option(
-        "--type", "-t", help="Only files with this extension, e.g. -t md -t py (repeatable).",
-        show_default=False, metavar="EXT")] = None,
-    since: Annotated[Optional[str], typer.Option(
-        help="Only documents modified at or after this date: 2026-01-31, 2026-01-31T12:00 or 7d / 12h / 2w ago.",
-        show_default=False, metavar="WHEN")] = None,
-    before: Annotated[Optional[str], typer.Option(
-        help="Only documents modified before this date (same forms as --since).", show_default=False, metavar="WHEN")] = None,
-    meta: Annotated[Optional[list[str]], typer.Option(
-        help="Only documents whose metadata has KEY=VALUE (repeatable; VALUE read as JSON when it parses).",
-        show_default=False, metavar="KEY=VALUE")] = None,
+    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
+    meta: MetaOpt = None,
     group_by_file: Annotated[bool, typer.Option(
         "--group-by-file", help="Show each file once, with its best-matching chunk.")] = False,
     min_score: Annotated[Optional[float], typer.Option(
-        help="Drop hits scoring below this (cosine for dense, BM25 for keyword, fused score for hybrid).",
+        help="Drop hits scoring below this (hybrid: 0..1, dense: cosine, keyword: BM25).",
         show_default=False, metavar="SCORE")] = None,
     rerank: Annotated[Optional[str], typer.Option(
         help="Re-score the top candidates with this sentence-transformers CrossEncoder (name or path).",
@@ -272,14 +284,17 @@ def search(
     index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Search an index: rank, score, path:line and a snippet per hit (or JSON lines)."""
-    from ..records import Filters
+    """Search an index: rank, score, path:line and a snippet per hit (or JSON lines).
+
+    The score depends on the mode. hybrid (default): 0..1, how close the hit comes to a chunk that
+    every leg (meaning, keywords, exact phrase, rare words) ranks first for this query; 1 = first
+    in every leg. dense: cosine similarity of query and chunk (-1..1). keyword: BM25 (0 and up).
+    --json also gives each hit's raw scores: fused, dense (cosine) and keyword (BM25)."""
     from ..search.snippets import make_snippet
 
     def go() -> None:
-        filters = Filters(path=path, types=tuple(type_ or ()), modified_after=_parse_when(since, "--since"),
-                          modified_before=_parse_when(before, "--before"), metadata=_parse_meta(meta or []))
-        hits = _searcher(index, name, model).search(query, k=k, mode=mode.value, filters=filters,
+        hits = _searcher(index, name, model).search(query, k=k, mode=mode.value,
+                                                     filters=_filters(path, type_, since, before, meta),
                                                      group_by_file=group_by_file, min_score=min_score, rerank=rerank,
                                                      fusion=fusion.value, feedback=feedback)
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -497,6 +512,147 @@ def mcp(
         except ImportError as exc:
             raise SearcherError(f"MCP needs the 'mcp' extra: pip install 'searcher[mcp]' ({exc})")
         run_stdio(index, folder or [], model=model)
+    _run(go)
+
+
+# ---- analyze: similar, duplicates, outliers, topics, map (docs/analyze.md) ------------------------
+KOpt = Annotated[int, typer.Option("-k", "--top", help="Number of documents to show.", metavar="N")]
+
+
+def _label(doc_id: str, path: str | None) -> str:
+    return output.display(path) if path else doc_id
+
+
+@app.command(cls=_Command)
+def similar(
+    target: Annotated[Optional[str], typer.Argument(
+        help="An indexed document: its path or id, or one chunk as ID#N.", show_default=False, metavar="DOCUMENT")] = None,
+    file: Annotated[Optional[Path], typer.Option(
+        "--file", help="Compare a file that need not be indexed (read, chunked and embedded like any file).",
+        show_default=False, metavar="PATH")] = None,
+    k: KOpt = 10,
+    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
+    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
+) -> None:
+    """Documents like a given one (meaning and shared rare words), most alike first."""
+    def go() -> None:
+        found = _searcher(index, name).similar(target, k, file=file, filters=_filters(path, type_, since, before, meta))
+        for rank, d in enumerate(found, 1):
+            if json_out:
+                typer.echo(output.json_line({"rank": rank, **d.to_dict()}))
+            else:
+                typer.echo(f"{rank:>3}  {d.score:6.3f}  cos {d.cosine:.3f}  {_label(d.id, d.path)}\n       {d.title}")
+        if not found and not json_out:
+            typer.echo("no similar documents", err=True)
+    _run(go)
+
+
+class TierChoice(str, Enum):
+    exact = "exact"
+    near = "near"
+    semantic = "semantic"
+
+
+@app.command(cls=_Command)
+def duplicates(
+    tier: Annotated[Optional[list[TierChoice]], typer.Option(
+        help="Only these tiers (repeatable): exact (same text), near (edited copies), semantic (same meaning).",
+        show_default=False)] = None,
+    chunks: Annotated[bool, typer.Option("--chunks", help="Compare chunks instead of whole documents.")] = False,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="Semantic tier: pairs scoring at least this, 0..1 (default 0.55, measured on MRPC).",
+        show_default=False, metavar="SCORE")] = None,
+    near_threshold: Annotated[Optional[float], typer.Option(
+        help="Near tier: share of the shorter text's word 3-grams found in the other, 0..1 (default 0.6).",
+        show_default=False, metavar="SCORE")] = None,
+    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
+    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
+) -> None:
+    """Groups of documents that say the same thing, each pair with its tier and score."""
+    def go() -> None:
+        groups = _searcher(index, name).duplicates(
+            tiers=[t.value for t in tier] if tier else ("exact", "near", "semantic"), chunks=chunks,
+            threshold=threshold, near_threshold=near_threshold, filters=_filters(path, type_, since, before, meta))
+        for n, g in enumerate(groups, 1):
+            if json_out:
+                typer.echo(output.json_line({"group": n, **g.to_dict()}))
+                continue
+            typer.echo(f"group {n}: {len(g.ids)} {'chunks' if chunks else 'documents'}, {g.tier}")
+            names = dict(zip(g.ids, g.paths))
+            for p in g.pairs:
+                typer.echo(f"  {p.tier:<8} {p.score:.3f}  {_label(p.a, names[p.a] if not chunks else None)}"
+                           f"  ~  {_label(p.b, names[p.b] if not chunks else None)}")
+        if not groups and not json_out:
+            typer.echo("no duplicates", err=True)
+    _run(go)
+
+
+@app.command(cls=_Command)
+def outliers(
+    k: KOpt = 10,
+    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
+    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
+) -> None:
+    """The documents least like the rest; score 2.0 = twice as far from the rest as a typical document."""
+    def go() -> None:
+        found = _searcher(index, name).outliers(k, filters=_filters(path, type_, since, before, meta))
+        for rank, o in enumerate(found, 1):
+            if json_out:
+                typer.echo(output.json_line({"rank": rank, **o.to_dict()}))
+            else:
+                typer.echo(f"{rank:>3}  {o.score:5.2f}x  {_label(o.id, o.path)}\n       {o.title}\n"
+                           f"       nearest: {o.nearest} (cos {o.nearest_cosine:.3f})")
+    _run(go)
+
+
+TopicsOpt = Annotated[Optional[int], typer.Option(
+    "--topics", help="How many topics (default: chosen by silhouette, 2 to 12).", show_default=False, metavar="N")]
+
+
+@app.command(cls=_Command)
+def topics(
+    n: TopicsOpt = None,
+    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
+    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
+) -> None:
+    """The collection's topics: size, distinctive words and the most central documents."""
+    def go() -> None:
+        for t in _searcher(index, name).topics(n, filters=_filters(path, type_, since, before, meta)):
+            if json_out:
+                typer.echo(output.json_line(t.to_dict()))
+                continue
+            typer.echo(f"topic {t.id}  {t.size} documents  {t.label}")
+            for doc_id, title in zip(t.representatives, t.titles):
+                typer.echo(f"    {output.display(doc_id)}: {title}")
+    _run(go)
+
+
+class ColorChoice(str, Enum):
+    topic = "topic"
+    type = "type"
+    folder = "folder"
+
+
+@app.command("map", cls=_Command)
+def map_(
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="File to write: .html (interactive, self-contained, opens offline) or .png.",
+        metavar="FILE")],
+    color_by: Annotated[ColorChoice, typer.Option(help="Colour points by topic, file type or folder.")]
+    = ColorChoice.topic,
+    n: TopicsOpt = None,
+    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
+    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
+) -> None:
+    """Draw the whole collection as a 2-D map, near points alike in meaning, topics labelled."""
+    def go() -> None:
+        report = _searcher(index, name).map(out, color_by=color_by.value, topics=n,
+                                            filters=_filters(path, type_, since, before, meta))
+        if json_out:
+            typer.echo(output.json_line(report.to_dict()))
+        else:
+            typer.echo(f"wrote {report.path}: {report.documents} documents, {len(report.topics)} topics, "
+                       f"{report.projection}, {report.seconds:.1f} s")
     _run(go)
 
 

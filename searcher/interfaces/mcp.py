@@ -4,6 +4,7 @@ Built on the official ``mcp`` Python SDK (2.x ``MCPServer``; 1.x ``FastMCP`` als
 Tools:
 
 * ``search(query, k, mode, path, types, index)`` → hits with id, path, score, lines and text;
+* ``similar(id, k, path, types, index)`` → documents like an indexed one, most alike first;
 * ``index_status(index)`` → what the index holds, and the last re-index;
 * ``reindex(index)`` → bring the index up to date with the folders given at start (``--folder``);
   the agent cannot name any other path.
@@ -87,6 +88,19 @@ def build_server(indexes: list[Path], folders: list[Path] = (), *, model: str | 
         return {"index": h.name, "hits": [
             {"id": x.id, "path": x.path, "score": round(x.score, 6), "lines": list(x.lines), "page": x.page,
              "heading": x.heading, "text": x.text, "metadata": x.metadata} for x in hits]}
+
+    @server.tool()
+    @_user_errors
+    def similar(id: str, k: int = 10, path: Optional[str] = None, types: Optional[list[str]] = None,
+                index: Optional[str] = None) -> dict[str, Any]:
+        """Documents like an indexed one ("more like this"): `id` is a document id or file path from a
+        search hit, or one chunk as ID#N; `path` and `types` restrict the answer as in `search`."""
+        if not 1 <= k <= MAX_K:
+            raise SearcherError(f"k must be from 1 to {MAX_K}")
+        h = pick(index)
+        with h.lock:
+            found = h.searcher.similar(id, k, filters=Filters(path=path, types=tuple(types or ())))
+        return {"index": h.name, "similar": [d.to_dict() for d in found]}
 
     @server.tool()
     @_user_errors

@@ -86,6 +86,8 @@ class HitOut(BaseModel):
     snippet_line: Optional[int] = Field(None, description="The line that snippet starts on (what the CLI shows).")
     metadata: dict[str, Any]
     also: list[PlaceOut] = Field([], description="Other places holding exactly the same text (identical files).")
+    scores: dict[str, Optional[float]] = Field({}, description="Raw scores: fused (hybrid, before scaling to "
+                                                "0..1), dense (cosine), keyword (BM25; null: no query word).")
 
 
 class SearchOut(BaseModel):
@@ -164,3 +166,65 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+# ---- analyze: similar, duplicates, outliers, topics, map (docs/analyze.md) -----------------------
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class SimilarIn(_Strict):
+    id: str = Field(..., min_length=1, max_length=1000,
+                    description="An indexed document's id or path, or one chunk as ID#N.")
+    k: int = Field(10, ge=1, description="Number of documents.")
+    filters: Optional[FiltersIn] = None
+    index: Optional[str] = Field(None, description="Index name (default: the first --index).")
+
+
+class SimilarOut(BaseModel):
+    index: str
+    similar: list[dict[str, Any]] = Field(..., description="id, path, score (fused), cosine, title; most alike first.")
+
+
+class DuplicatesIn(_Strict):
+    tiers: list[Literal["exact", "near", "semantic"]] = Field(["exact", "near", "semantic"], min_length=1)
+    chunks: bool = Field(False, description="Compare chunks (ids ID#N) instead of whole documents.")
+    threshold: Optional[Fraction] = Field(None, description="Semantic tier threshold (default 0.55).")
+    near_threshold: Optional[Fraction] = Field(None, description="Near tier threshold (default 0.6).")
+    filters: Optional[FiltersIn] = None
+    index: Optional[str] = None
+
+
+class DuplicatesOut(BaseModel):
+    index: str
+    groups: list[dict[str, Any]] = Field(..., description="ids, paths, tier, pairs (a, b, tier, score).")
+
+
+class OutliersIn(_Strict):
+    k: int = Field(10, ge=1)
+    filters: Optional[FiltersIn] = None
+    index: Optional[str] = None
+
+
+class OutliersOut(BaseModel):
+    index: str
+    outliers: list[dict[str, Any]] = Field(..., description="id, path, score (x the typical distance), "
+                                                            "distance, nearest, nearest_cosine, title.")
+
+
+class TopicsIn(_Strict):
+    n: Optional[int] = Field(None, ge=2, description="How many topics (default: chosen by silhouette).")
+    filters: Optional[FiltersIn] = None
+    index: Optional[str] = None
+
+
+class TopicsOut(BaseModel):
+    index: str
+    topics: list[dict[str, Any]] = Field(..., description="id, label, words, size, representatives, titles.")
+
+
+class MapIn(_Strict):
+    format: Literal["html", "png"] = Field("html", description="html: interactive, self-contained; png: a picture.")
+    color_by: Literal["topic", "type", "folder"] = "topic"
+    n: Optional[int] = Field(None, ge=2, description="How many topics (default: chosen by silhouette).")
+    filters: Optional[FiltersIn] = None
+    index: Optional[str] = None

@@ -26,6 +26,7 @@ import ipaddress
 import logging
 import os
 import queue
+import tempfile
 import threading
 import time
 import uuid
@@ -37,7 +38,7 @@ from typing import Any, Optional
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,12 +53,22 @@ from .schemas import (
     DeleteOut,
     DocumentsIn,
     DocumentsOut,
+    DuplicatesIn,
+    DuplicatesOut,
+    FiltersIn,
     HealthOut,
     HitOut,
     IndexIn,
     JobOut,
+    MapIn,
+    OutliersIn,
+    OutliersOut,
     SearchIn,
     SearchOut,
+    SimilarIn,
+    SimilarOut,
+    TopicsIn,
+    TopicsOut,
 )
 
 log = logging.getLogger("searcher.server")
@@ -333,18 +344,66 @@ def create_app(indexes: list[Path], folders: list[Path] = (), *, token: str | No
             raise ApiError(422, f"k: at most {lim.max_k}")
         if body.rerank is not None and body.rerank not in state.rerankers:
             raise ApiError(400, f"rerank '{body.rerank}' is not enabled on this server (start it with --rerank)")
-        filters = None
-        if body.filters is not None:
-            f = body.filters
-            filters = Filters(path=f.path, types=tuple(f.types), modified_after=f.modified_after,
-                              modified_before=f.modified_before, metadata=f.metadata)
         h = state.handle(body.index)
         t0 = time.perf_counter()
         with h.reader() as s:
-            hits = s.search(body.query, k=body.k, mode=body.mode, filters=filters, group_by_file=body.group_by_file,
+            hits = s.search(body.query, k=body.k, mode=body.mode, filters=_filters(body.filters),
+                            group_by_file=body.group_by_file,
                             min_score=body.min_score, rerank=body.rerank, fusion=body.fusion, feedback=body.feedback)
         return SearchOut(index=h.name, hits=[HitOut(**hit.to_dict()) for hit in hits],
                          took_ms=round((time.perf_counter() - t0) * 1000, 3))
+
+    # ---- analyze (docs/analyze.md) ----------------------------------------------------------------
+    def check_k(k: int) -> None:
+        if k > state.limits.max_k:
+            raise ApiError(422, f"k: at most {state.limits.max_k}")
+
+    @app.post("/similar", response_model=SimilarOut, dependencies=guarded, responses=ERRORS, tags=["analyze"])
+    def similar(body: SimilarIn) -> SimilarOut:
+        """Documents like an indexed document (or chunk ID#N), most alike first."""
+        check_k(body.k)
+        h = state.handle(body.index)
+        with h.reader() as s:
+            found = s.similar(body.id, body.k, filters=_filters(body.filters))
+        return SimilarOut(index=h.name, similar=[d.to_dict() for d in found])
+
+    @app.post("/duplicates", response_model=DuplicatesOut, dependencies=guarded, responses=ERRORS, tags=["analyze"])
+    def duplicates(body: DuplicatesIn) -> DuplicatesOut:
+        """Groups of documents (or chunks) that say the same thing: exact, near and semantic tiers."""
+        h = state.handle(body.index)
+        with h.reader() as s:
+            groups = s.duplicates(tiers=body.tiers, chunks=body.chunks, threshold=body.threshold,
+                                  near_threshold=body.near_threshold, filters=_filters(body.filters))
+        return DuplicatesOut(index=h.name, groups=[g.to_dict() for g in groups])
+
+    @app.post("/outliers", response_model=OutliersOut, dependencies=guarded, responses=ERRORS, tags=["analyze"])
+    def outliers(body: OutliersIn) -> OutliersOut:
+        """The documents least like the rest, most unusual first."""
+        check_k(body.k)
+        h = state.handle(body.index)
+        with h.reader() as s:
+            found = s.outliers(body.k, filters=_filters(body.filters))
+        return OutliersOut(index=h.name, outliers=[o.to_dict() for o in found])
+
+    @app.post("/topics", response_model=TopicsOut, dependencies=guarded, responses=ERRORS, tags=["analyze"])
+    def topics(body: TopicsIn) -> TopicsOut:
+        """The collection's topics, largest first."""
+        h = state.handle(body.index)
+        with h.reader() as s:
+            found = s.topics(body.n, filters=_filters(body.filters))
+        return TopicsOut(index=h.name, topics=[t.to_dict() for t in found])
+
+    @app.post("/map", dependencies=guarded, tags=["analyze"], response_class=Response,
+              responses={**ERRORS, 200: {"content": {"text/html": {}, "image/png": {}},
+                                         "description": "The map: a self-contained HTML page or a PNG."}})
+    def corpus_map(body: MapIn) -> Response:
+        """A map of the collection: every document a point, near points alike, topics labelled."""
+        h = state.handle(body.index)
+        with tempfile.TemporaryDirectory() as tmp, h.reader() as s:
+            out = Path(tmp) / f"map.{body.format}"
+            s.map(out, color_by=body.color_by, topics=body.n, filters=_filters(body.filters))
+            data = out.read_bytes()
+        return Response(data, media_type="text/html" if body.format == "html" else "image/png")
 
     @app.post("/documents", response_model=DocumentsOut, dependencies=guarded, responses=ERRORS,
               tags=["documents"])
@@ -402,6 +461,13 @@ def create_app(indexes: list[Path], folders: list[Path] = (), *, token: str | No
         return job.out()
 
     return app
+
+
+def _filters(f: FiltersIn | None) -> Filters | None:
+    if f is None:
+        return None
+    return Filters(path=f.path, types=tuple(f.types), modified_after=f.modified_after,
+                   modified_before=f.modified_before, metadata=f.metadata)
 
 
 def is_loopback(host: str) -> bool:

@@ -118,3 +118,71 @@ def evaluate(search: Callable[[str], list[str]], collection: Collection) -> dict
     out |= {"queries": len(collection.queries), "p50_ms": percentile(latencies, 0.5),
             "p95_ms": percentile(latencies, 0.95)}
     return out
+
+
+@dataclass(frozen=True)
+class KnownItem:
+    kind: str          # "rare": a word of this document only plus two common words of it; "phrase": copied words
+    doc_id: str
+    query: str
+
+
+def known_items(corpus: Sequence[tuple[str, str]], n: int, seed: int = 13) -> list[KnownItem]:
+    """Up to ``n`` queries of each kind for documents drawn at random (fixed seed) from ``corpus``.
+
+    The query a person types to find a document they know: "rare" is one word that occurs in this
+    document only (by its index term) and two of its words that are most common in the
+    collection, in random order; "phrase" is 6 to 10 consecutive words of it that no other
+    document contains. The document must come first."""
+    import random
+    import re
+
+    from ..store import keyword
+
+    word = re.compile(r"[A-Za-z]+")
+    flat = [" ".join(text.split()) for _, text in corpus]
+    df: dict[str, int] = {}
+    for _, text in corpus:
+        for t in set(keyword.terms(text)):
+            df[t] = df.get(t, 0) + 1
+    rng = random.Random(seed)
+    order = list(range(len(corpus)))
+    rng.shuffle(order)
+    rare_q: list[KnownItem] = []
+    phrase_q: list[KnownItem] = []
+    for i in order:
+        doc_id, text = corpus[i]
+        words = {w: keyword.terms(w) for w in word.findall(text) if len(w) >= 3}
+        single = {w: ts[0] for w, ts in words.items() if len(ts) == 1}
+        single = {w: t for w, t in single.items() if t in df}   # "GLI" of "GLI1" is no index term of its own
+        rare = sorted(w for w, t in single.items() if df[t] == 1 and len(w) >= 4)
+        common: list[str] = []
+        for w in sorted((w for w, t in single.items() if df[t] > 1), key=lambda w: (-df[single[w]], w)):
+            if single[w] not in {single[c] for c in common}:
+                common.append(w)
+            if len(common) == 10:
+                break
+        if len(rare_q) < n and rare and len(common) >= 2:
+            q = [rng.choice(rare), *rng.sample(common, 2)]
+            rng.shuffle(q)
+            rare_q.append(KnownItem("rare", doc_id, " ".join(q)))
+        tokens = flat[i].split()
+        if len(phrase_q) < n and len(tokens) >= 12:
+            size = rng.randint(6, 10)
+            start = rng.randrange(len(tokens) - size + 1)
+            phrase = " ".join(tokens[start:start + size])
+            if sum(phrase in f for f in flat) == 1:
+                phrase_q.append(KnownItem("phrase", doc_id, phrase))
+        if len(rare_q) >= n and len(phrase_q) >= n:
+            break
+    return rare_q + phrase_q
+
+
+def known_item_shares(search: Callable[[str], list[str]], items: Sequence[KnownItem]) -> dict[str, float]:
+    """Per kind, the share of items whose document ``search`` (query → ranked doc ids) puts first and
+    within the top 3."""
+    found: dict[str, list[tuple[bool, bool]]] = {}
+    for item in items:
+        ranking = search(item.query)
+        found.setdefault(item.kind, []).append((ranking[:1] == [item.doc_id], item.doc_id in ranking[:3]))
+    return {f"{kind}@{k}": statistics.fmean(x[j] for x in v) for kind, v in found.items() for j, k in ((0, 1), (1, 3))}

@@ -5,6 +5,7 @@ so a filtered search returns k hits whenever k matching chunks exist.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -16,7 +17,7 @@ from ..records import Filters, Hit, Place
 from ..store import keyword
 from ..store.protocol import VectorStore
 from ..store.sqlite import ChunkRow, Store
-from .fusion import FUSIONS, MIN_CANDIDATES, Fusion, rrf, zscore
+from .fusion import FUSIONS, MIN_CANDIDATES, Fusion, Leg, best_possible, rrf, zscore
 from .snippets import make_snippet
 
 Mode = Literal["dense", "keyword", "hybrid"]
@@ -25,6 +26,9 @@ MAX_K = 10_000
 RERANK_DEPTH = 50          # fused candidates handed to a cross-encoder
 PRF_DOCS = 3               # hybrid feedback: the top fused chunks whose mean vector is added to the query
 PRF_WEIGHT = 1.5           # ... with this weight relative to the query vector
+KEYWORD_WEIGHT = 1.0       # hybrid: the keyword leg's weight (the dense leg's is 1.0, or 0 when it is blind)
+PHRASE_WEIGHT = 1.0        # hybrid: the weight of the exact-phrase leg
+RARE_WEIGHT = 0.5          # hybrid: the weight of the leg of query words that one chunk alone holds
 
 
 class QueryEncoder(Protocol):
@@ -79,7 +83,7 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
     allowed = None if options.filters.empty else store.filtered_ids(options.filters)
     if allowed is not None and len(allowed) == 0:
         return []
-    match = keyword.match_expression(query) if options.mode != "dense" else None
+    tokens = keyword.query_tokens(query) if options.mode != "dense" else None
     w_dense = 1.0
     if options.mode == "hybrid":
         w_dense = dense_weight(encoder(), query)
@@ -91,17 +95,22 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
         if qvec is not None:
             scores, ids = vectors().search(qvec, n, allowed)
             dense = [(int(i), float(s)) for i, s in zip(ids, scores)]
-        kw = store.keyword_search(match, n, options.filters) if match else []
+        kw = store.keyword_search(tokens, n, options.filters) if tokens else []
         if options.mode == "dense":
             ranked = dense
         elif options.mode == "keyword":
             ranked = kw
         else:
             fuse = zscore if options.fusion == "zscore" else rrf
-            ranked = fuse([(w_dense, dense), (1.0, kw)])
+            # fewer keyword hits than asked for: every other chunk holds no query word, BM25 0
+            others = [Leg(KEYWORD_WEIGHT, kw, 0.0 if len(kw) < n else None)]
+            if options.fusion == "zscore":   # rrf stays plain reciprocal rank fusion of the two legs
+                others += [_phrase_leg(store, tokens, n, options.filters), _rare_leg(store, tokens, n, options.filters)]
+            ranked = fuse([Leg(w_dense, dense), *others])
             if options.feedback and qvec is not None and kw:   # feedback needs the keyword leg's precision
                 dense = _feedback_leg(qvec, ranked, vectors(), n, allowed)
-                ranked = fuse([(w_dense, dense), (1.0, kw)])
+                ranked = fuse([Leg(w_dense, dense), *others])
+            best = best_possible(fuse, [Leg(w_dense, dense), *others])
         rows = store.chunk_rows([cid for cid, _ in ranked[:max(n, RERANK_DEPTH)]])
         ranked = [(cid, s) for cid, s in ranked if cid in rows]
         if options.fold_identical:
@@ -112,12 +121,43 @@ def search(query: str, options: SearchOptions, encoder: Callable[[], QueryEncode
         if len(ranked) >= options.k or exhausted or n >= MAX_K * 4:
             break
         n *= 4   # grouping collapsed too many candidates: look deeper
+    raw = dict(ranked)
+    if options.mode == "hybrid":   # shown on a 0..1 scale: 1 = ranked first by every leg (docs/search.md)
+        ranked = [(cid, min(1.0, max(0.0, score / best)) if best > 0 else 0.0) for cid, score in ranked]
     if options.rerank:
         ranked = _rerank(query, ranked, rows, reranker(options.rerank), options.k)
     if options.min_score is not None:
         ranked = [(cid, score) for cid, score in ranked if score >= options.min_score]
-    return [_hit(rows[cid], score, query, [rows[a] for a in also.get(cid, ())] if options.fold_identical else [])
-            for cid, score in ranked[:options.k]]
+    ranked = ranked[:options.k]
+    cosines = _cosines(qvec, vectors(), [cid for cid, _ in ranked]) if qvec is not None else {}
+    bm25 = dict(kw)
+    return [_hit(rows[cid], score, query, [rows[a] for a in also.get(cid, ())] if options.fold_identical else [],
+                 {"fused": raw.get(cid) if options.mode == "hybrid" else None, "dense": cosines.get(cid),
+                  "keyword": bm25.get(cid)})
+            for cid, score in ranked]
+
+
+def _cosines(qvec: np.ndarray, vectors: VectorStore, ids: list[int]) -> dict[int, float]:
+    """The query's cosine with each hit's stored vector (the dense leg's own score, before feedback)."""
+    return dict(zip(ids, (vectors.reconstruct(ids) @ qvec).tolist())) if ids else {}
+
+
+def _phrase_leg(store: Store, tokens: list[str] | None, n: int, filters: Filters) -> Leg:
+    """Chunks holding the query's words in the query's order (score 1; every other chunk 0): a
+    phrase copied from a document finds that document even when its words are common ones. A
+    phrase few chunks hold stands far above the rest after standardisation; one that many hold
+    says little."""
+    hits = store.phrase_search(tokens, n, filters) if tokens and len(tokens) > 1 else []
+    return Leg(PHRASE_WEIGHT, [(cid, 1.0) for cid in hits], 0.0 if len(hits) < n else None)
+
+
+def _rare_leg(store: Store, tokens: list[str] | None, n: int, filters: Filters) -> Leg:
+    """The chunks that alone hold a query word (a word of one chunk in the whole index), scored by
+    how many such words they hold: the name or code someone remembers from one document. Such a
+    chunk is about ten standard deviations above the rest of this leg's top 100."""
+    rare = [t for t, df in store.chunk_frequencies(tokens or []).items() if df == 1]
+    held = Counter(cid for t in rare for cid in store.phrase_search([t], n, filters))
+    return Leg(RARE_WEIGHT, held.most_common(), 0.0)
 
 
 def _feedback_leg(qvec: np.ndarray, fused: list[tuple[int, float]], vectors: VectorStore, n: int,
@@ -169,9 +209,9 @@ def _rerank(query: str, ranked: list[tuple[int, float]], rows: dict[int, ChunkRo
     return rescored + ranked[len(top):]
 
 
-def _hit(row: ChunkRow, score: float, query: str, also: list[ChunkRow]) -> Hit:
+def _hit(row: ChunkRow, score: float, query: str, also: list[ChunkRow], scores: dict[str, float | None]) -> Hit:
     snippet = make_snippet(row.text, query)
-    return Hit(id=row.doc_id, path=row.path, score=float(score), text=row.text,
+    return Hit(id=row.doc_id, path=row.path, score=float(score), scores=scores, text=row.text,
                lines=(row.start_line, row.end_line), metadata=row.metadata, chunk=row.ord,
                chars=(row.start_char, row.end_char), page=row.page, heading=row.heading,
                snippet=snippet.text, snippet_line=row.start_line + snippet.line_offset,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 from ..errors import SearcherError
 from ..ingest.pathtext import from_db, to_db
 from ..records import Chunk, Document, Filters
+from . import keyword
 
 SCHEMA_VERSION = 2   # 2: chunks.page/heading, chunks_fts, skipped
 _SCHEMA = """
@@ -164,6 +166,20 @@ def decode_vectors(blobs: Sequence[bytes], dim: int, dtype: str) -> np.ndarray:
         scale = rows[:, :4].copy().view("<f4")
         return rows[:, 4:].view(np.int8).astype(np.float32) * scale
     return np.frombuffer(data, dtype="<f4").reshape(len(blobs), dim)
+
+
+@dataclass(frozen=True)
+class AnalysisChunk:
+    """A stored chunk as the analyses need it: its document, text and keyword terms."""
+
+    id: int
+    doc_id: str
+    path: str | None
+    mtime_ns: int
+    metadata: dict[str, Any]
+    ord: int
+    text: str
+    terms: str           # the chunk's keyword-index terms, space separated
 
 
 class Store:
@@ -331,18 +347,69 @@ class Store:
             f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document WHERE {where}", args)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
-    def keyword_search(self, match: str, n: int, filters: Filters | None = None) -> list[tuple[int, float]]:
-        """Up to ``n`` (chunk id, BM25 score) pairs for an FTS5 MATCH expression, best first."""
+    def keyword_stats(self) -> tuple[int, float]:
+        """(chunks, mean FTS5 tokens per chunk) of the keyword index: BM25's N and avgdl.
+
+        Read from FTS5's own 'averages' record (row 1 of ``chunks_fts_data``: varints holding the
+        row count, then each column's token total), which FTS5 keeps exact on every insert and
+        delete; counting them would read the whole index on every query."""
+        row = self.conn.execute("SELECT block FROM chunks_fts_data WHERE id = 1").fetchone()
+        values, v = [], 0
+        for byte in row[0] if row else b"":
+            v = (v << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                values.append(v)
+                v = 0
+        if len(values) < 2 or values[0] == 0:
+            return 0, 0.0
+        return values[0], values[1] / values[0]
+
+    def keyword_search(self, tokens: Sequence[str], n: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Up to ``n`` (chunk id, BM25 score) pairs for the query's tokens (``keyword.query_tokens``),
+        best first.
+
+        FTS5 finds the chunks holding any token and orders them by its own bm25() (k1 = 1.2 and an
+        idf that is zero for a word in half the chunks); the best ``n`` are scored again with
+        Lucene's BM25 (``keyword.bm25``), query-term frequency included, from the whole index's
+        statistics (filters do not change a chunk's score)."""
+        total, avgdl = self.keyword_stats()
+        counts = Counter(tokens)
+        dfs = self.chunk_frequencies(counts)
+        weights = {t: counts[t] * keyword.idf(dfs[t], total) for t in counts if dfs[t]}
+        if not weights:
+            return []
+        # a token the query repeats is repeated in the expression: FTS5's bm25() adds each copy
+        match = keyword.match_expression(t for t in tokens if t in weights)
+        rows = self.conn.execute(*self._fts_query("SELECT h.id, t.c0 FROM ({}) h JOIN chunks_fts_content t ON t.id = h.id",
+                                                  match, n, filters, "ORDER BY bm25(chunks_fts)"))
+        scored = [(int(cid), keyword.bm25(text, weights, avgdl)) for cid, text in rows]
+        return sorted(scored, key=lambda x: (-x[1], x[0]))[:n]
+
+    def chunk_frequencies(self, tokens: Iterable[str]) -> dict[str, int]:
+        """How many chunks hold each token (BM25's document frequency), over the whole index."""
+        unique = list(dict.fromkeys(tokens))
+        one = "(SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?)"
+        dfs = [df for i in range(0, len(unique), 500)    # one statement per 500 tokens (SQLite's column limit)
+               for df in self.conn.execute(f"SELECT {', '.join([one] * len(unique[i:i + 500]))}",
+                                           [keyword.quote(t) for t in unique[i:i + 500]]).fetchone()]
+        return dict(zip(unique, dfs))
+
+    def phrase_search(self, tokens: Sequence[str], n: int, filters: Filters | None = None) -> list[int]:
+        """Up to ``n`` ids of the chunks that hold the tokens one after the other, in id order."""
+        rows = self.conn.execute(*self._fts_query("{}", keyword.phrase_expression(tokens), n, filters, ""))
+        return [int(cid) for cid, in rows]
+
+    @staticmethod
+    def _fts_query(outer: str, match: str, limit: int, filters: Filters | None, order: str) -> tuple[str, list[Any]]:
+        """``outer`` around the ids of up to ``limit`` chunks matching an FTS5 expression and the filters."""
         if filters is None or filters.empty:
-            q, args = ("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                       "ORDER BY bm25(chunks_fts) LIMIT ?", [match, n])
+            inner, args = f"SELECT rowid AS id FROM chunks_fts WHERE chunks_fts MATCH ? {order} LIMIT ?", [match, limit]
         else:
             where, fargs = _filter_sql(filters)
-            q = ("SELECT f.rowid, -bm25(chunks_fts) FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
-                 f"JOIN documents d ON d.id = c.document WHERE chunks_fts MATCH ? AND {where} "
-                 "ORDER BY bm25(chunks_fts) LIMIT ?")
-            args = [match, *fargs, n]
-        return [(int(i), float(sc)) for i, sc in self.conn.execute(q, args)]
+            inner = ("SELECT f.rowid AS id FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
+                     f"JOIN documents d ON d.id = c.document WHERE chunks_fts MATCH ? AND {where} {order} LIMIT ?")
+            args = [match, *fargs, limit]
+        return outer.format(inner), args
 
     def documents_by_id(self, doc_ids: Sequence[str]) -> dict[str, Document]:
         """The documents with these ids that exist, by id, each text rebuilt from its chunks.
@@ -364,6 +431,43 @@ class Store:
         return {from_db(d): Document(from_db(d), _join_chunks(chunks.get(d, [])), from_db(path), size, mtime, sha,
                                      json.loads(meta))
                 for d, (path, size, mtime, sha, meta) in rows.items()}
+
+    # ---- reads for analyze/ (similar, duplicates, outliers, topics, map) -----------------------
+    def analysis_chunks(self, filters: Filters | None = None, doc_ids: Sequence[str] | None = None,
+                        chunk_ids: Sequence[int] | None = None) -> tuple[list[AnalysisChunk], np.ndarray]:
+        """Chunks with their vectors, in document then chunk order: of the documents passing
+        ``filters``, or only of ``doc_ids`` / ``chunk_ids`` when given. Analyses look at whole
+        collections, so they read the vectors kept here rather than search the ANN index."""
+        where, args = _filter_sql(filters or Filters())
+        for table, column, values in (("wanted_docs", "d.doc_id", None if doc_ids is None else map(to_db, doc_ids)),
+                                      ("wanted_chunks", "c.id", None if chunk_ids is None else map(int, chunk_ids))):
+            if values is not None:       # an empty list selects nothing
+                self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (v PRIMARY KEY) WITHOUT ROWID")
+                self.conn.execute(f"DELETE FROM temp.{table}")
+                self.conn.executemany(f"INSERT OR IGNORE INTO temp.{table} VALUES (?)", ((v,) for v in values))
+                where += f" AND {column} IN (SELECT v FROM temp.{table})"
+        rows = self.conn.execute(
+            "SELECT c.id, d.doc_id, d.path, d.mtime_ns, d.metadata, c.ord, c.text, f.terms, e.vector "
+            "FROM chunks c JOIN documents d ON d.id = c.document JOIN embeddings e ON e.text_hash = c.text_hash "
+            f"LEFT JOIN chunks_fts f ON f.rowid = c.id WHERE {where} ORDER BY d.id, c.ord", args).fetchall()
+        chunks = [AnalysisChunk(r[0], from_db(r[1]), from_db(r[2]), r[3], json.loads(r[4]), r[5], r[6], r[7] or "")
+                  for r in rows]
+        vectors = decode_vectors([r[8] for r in rows], self.dim, self.dtype) if rows else np.zeros((0, self.dim), np.float32)
+        return chunks, vectors
+
+    def term_document_counts(self, terms: Iterable[str]) -> dict[str, int]:
+        """In how many chunks each keyword-index term occurs (for tf-idf weights)."""
+        self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
+        terms = list(dict.fromkeys(terms))
+        out: dict[str, int] = {}
+        for i in range(0, len(terms), 500):
+            part = terms[i:i + 500]
+            q = f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({','.join('?' * len(part))})"
+            out.update((t, int(n)) for t, n in self.conn.execute(q, part))
+        return out
+
+    def chunk_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
     def documents(self) -> Iterator[tuple[str, str, int]]:
         """(doc_id, source, number of chunks) of every document."""
