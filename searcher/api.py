@@ -282,9 +282,11 @@ class Searcher:
 
     # ---- the public API ------------------------------------------------------------------------
     def index(self, folder: str | Path, *, options: WalkOptions | None = None,
-              progress: Progress | None = None) -> IndexReport:
+              progress: Progress | None = None, paths: Sequence[str | Path] | None = None) -> IndexReport:
         """Bring the index up to date with a folder (or one file): add, update, remove.
-        ``options``: what to read (default ``WalkOptions()``)."""
+        ``options``: what to read (default ``WalkOptions()``). ``paths``: only these files or folders
+        of ``folder`` (changed, new or deleted ones), without walking the rest — what ``searcher
+        watch`` does after each change."""
         from .indexing import index_folder
         from .ingest.walk import WalkOptions
 
@@ -294,7 +296,12 @@ class Searcher:
         root = root.resolve()
         if root == self.path or root.is_relative_to(self.path):
             raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
-        return self._write(lambda w: index_folder(root, w, options or WalkOptions(), progress), progress=progress)
+        if paths is not None:
+            paths = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+            if outside := [p for p in paths if not p.is_relative_to(root)]:
+                raise SearcherError(f"{outside[0]}: is not inside {root}; give paths of the folder being indexed")
+        return self._write(lambda w: index_folder(root, w, options or WalkOptions(), progress, paths),
+                           progress=progress)
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
             metadata: Sequence[dict[str, Any]] | None = None, *, progress: Progress | None = None) -> list[str]:

@@ -31,6 +31,7 @@ from .ingest.walk import (
     WalkOptions,
     read_document,
     walk,
+    walk_paths,
 )
 from .records import Chunk, Document, FileReport, IndexReport
 from .store.faiss_index import VectorIndex
@@ -237,8 +238,12 @@ def _read_ahead(entries: list[FileEntry], read: Callable[[FileEntry], _Read]) ->
                 thread.join(0.05)
 
 
-def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None) -> IndexReport:
+def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None,
+                 paths: Sequence[Path] | None = None) -> IndexReport:
     """Bring the index in line with ``root``: add new files, update changed ones, drop deleted ones.
+
+    ``paths`` (files or folders below ``root``): bring only these in line, without walking the rest
+    of ``root`` — what a watcher saw change; a path that is gone or now ignored leaves the index.
 
     A file that cannot be read is reported with its reason and the run goes on. If the problem
     may pass (permissions, a file vanishing or being written during the run, an unreadable
@@ -248,11 +253,14 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     started = time.monotonic()
     if not root.exists():
         raise SearcherError(f"{root}: no such file or folder")
-    found = list(walk(root, options))
+    found = list(walk(root, options) if paths is None else walk_paths(root, paths, options))
     known = writer.store.file_states(str(root))
+    if paths is not None:
+        asked = {str(p) for p in paths}
+        known = {k: v for k, v in known.items() if k in asked or any(str(a) in asked for a in Path(k).parents)}
     entries = [e for e in found if isinstance(e, FileEntry)]
     skipped = [e for e in found if isinstance(e, Skipped)]
-    if not entries and not known:
+    if not entries and not known and paths is None:
         reasons = f" ({len(skipped)} files skipped, e.g. {skipped[0].path.name}: {skipped[0].reason})" if skipped else ""
         raise SearcherError(f"{root}: nothing to index — no readable text files found{reasons}")
 
@@ -326,5 +334,5 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     reports += writer.reports
     writer.reports = []
     with writer.store.write(new_generation=False):
-        skiplog.record(writer.store.conn, str(root), reports)
+        skiplog.record(writer.store.conn, str(root) if paths is None else [str(p) for p in paths], reports)
     return IndexReport(tuple(sorted(reports, key=lambda r: r.path)), time.monotonic() - started)

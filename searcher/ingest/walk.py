@@ -11,7 +11,7 @@ import os
 import stat
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +20,20 @@ import pathspec
 from ..records import Document
 from .readers import SUFFIXES, Unreadable, decode, extract, kind_of
 
-__all__ = ["TEXT_EXTENSIONS", "WalkOptions", "FileEntry", "Skipped", "Unreadable", "walk", "read_document",
-           "read_bytes", "decode"]
+__all__ = [
+    "IGNORE_FILES",
+    "TEXT_EXTENSIONS",
+    "FileEntry",
+    "PathRules",
+    "Skipped",
+    "Unreadable",
+    "WalkOptions",
+    "decode",
+    "read_bytes",
+    "read_document",
+    "walk",
+    "walk_paths",
+]
 READ_ATTEMPTS = 3
 
 # Suffixes read by default (the readers' own); ``--ext`` adds suffixes that are read as plain text.
@@ -119,29 +131,86 @@ def _walk(folder: Path, rules: _IgnoreRules, options: WalkOptions) -> Iterator[F
             is_link = entry.is_symlink()
         except OSError:
             continue
-        if rules.ignored(path, is_dir):
+        if not rules.ignored(path, is_dir):
+            yield from _visit(path, is_dir, is_link, rules, options)
+
+
+def _visit(path: Path, is_dir: bool, is_link: bool, rules: _IgnoreRules,
+           options: WalkOptions) -> Iterator[FileEntry | Skipped]:
+    """One path the walk does not pass over (not hidden, not ignored): a folder is walked, a file checked."""
+    kind = kind_of(path.name, options.extensions)
+    if is_link:
+        try:
+            target = os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                yield Skipped(path, "symlink loop: the link points back to itself", kind=kind or "other",
+                              failed=True)
+            elif kind is not None:
+                yield Skipped(path, f"broken symlink: {exc.strerror or exc}", kind=kind, failed=True)
+            return
+        if stat.S_ISDIR(target.st_mode):
+            return  # symlinked folders are not followed: they can loop or leave the tree
+    if is_dir:
+        yield from _walk(path, rules.with_folder(path) if options.ignore_files else rules, options)
+        return
+    if kind is None:
+        yield Skipped(path, f"unsupported file type: '{path.suffix or path.name}' (add it with --ext)")
+        return
+    yield from _check_file(path, kind, options)
+
+
+class PathRules:
+    """The walk's rules by name (hidden files, ignore files) for single paths below ``root``, so that
+    a watcher can tell which changed paths a walk would look at without walking. Cached per folder."""
+
+    def __init__(self, root: Path, options: WalkOptions = WalkOptions()):
+        self.root, self.options = root, options
+        base = _IgnoreRules().with_folder(root) if options.ignore_files else _IgnoreRules()
+        self._folders: dict[Path, _IgnoreRules | None] = {root: base}
+
+    def rules(self, folder: Path) -> _IgnoreRules | None:
+        """The ignore rules in force inside ``folder`` (below root), or None if the walk never enters it."""
+        if folder not in self._folders:
+            parent = self.rules(folder.parent)
+            if parent is None or self._passed_over(folder, parent, True):
+                self._folders[folder] = None
+            else:
+                self._folders[folder] = parent.with_folder(folder) if self.options.ignore_files else parent
+        return self._folders[folder]
+
+    def _passed_over(self, path: Path, rules: _IgnoreRules, is_dir: bool) -> bool:
+        return path.name.startswith(".") and not self.options.hidden or rules.ignored(path, is_dir)
+
+    def excluded(self, path: Path, is_dir: bool | None = None) -> bool:
+        """True if the walk of root passes over ``path`` in silence, whether or not it exists now."""
+        rules = self.rules(path.parent)
+        if rules is None:
+            return True
+        if is_dir is None:
+            is_dir = path.is_dir() and not path.is_symlink()
+        return self._passed_over(path, rules, is_dir)
+
+
+def walk_paths(root: Path, paths: Iterable[Path], options: WalkOptions = WalkOptions()) -> Iterator[FileEntry | Skipped]:
+    """What ``walk(root)`` yields for these paths below ``root`` (a folder among them is walked
+    whole), without walking the rest: how a watcher re-checks only what changed. Paths that are
+    gone, or that the walk passes over, yield nothing."""
+    rules = PathRules(root, options)
+    walked: list[Path] = []
+    for path in sorted(set(paths)):
+        if walked and path.is_relative_to(walked[-1]):
+            continue            # inside a folder already walked whole
+        try:
+            st = os.lstat(path)
+        except OSError:
             continue
-        kind = kind_of(entry.name, options.extensions)
-        if is_link:
-            try:
-                target = os.stat(entry.path)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    yield Skipped(path, "symlink loop: the link points back to itself", kind=kind or "other",
-                                  failed=True)
-                elif kind is not None:
-                    yield Skipped(path, f"broken symlink: {exc.strerror or exc}", kind=kind, failed=True)
-                continue
-            if stat.S_ISDIR(target.st_mode):
-                continue  # symlinked folders are not followed: they can loop or leave the tree
+        is_dir, is_link = stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode)
+        if rules.excluded(path, is_dir):
+            continue
         if is_dir:
-            sub = rules.with_folder(path) if options.ignore_files else rules
-            yield from _walk(path, sub, options)
-            continue
-        if kind is None:
-            yield Skipped(path, f"unsupported file type: '{path.suffix or path.name}' (add it with --ext)")
-            continue
-        yield from _check_file(path, kind, options)
+            walked.append(path)
+        yield from _visit(path, is_dir, is_link, rules.rules(path.parent), options)
 
 
 def _check_file(path: Path, kind: str, options: WalkOptions) -> Iterator[FileEntry | Skipped]:
