@@ -67,6 +67,8 @@ class SearchIn(_Strict):
     fusion: Literal["zscore", "rrf"] = "zscore"
     feedback: bool = True
     index: Optional[str] = Field(None, description="Index name (default: the first --index).")
+    snippets: bool = Field(False, description="Add each hit's snippet: its sentence that best matches the "
+                                              "query, with the query's words marked (as the CLI prints).")
 
 
 class HitOut(BaseModel):
@@ -82,6 +84,10 @@ class HitOut(BaseModel):
     location: str = Field("", description="Where in the document, for people: ':120 (Install > Linux)', "
                                           "'p.7 (2 Methods)', 'cell 4'.")
     metadata: dict[str, Any]
+    snippet: Optional[str] = Field(None, description="With snippets=true: the best-matching sentence, white "
+                                                     "space folded.")
+    snippet_marks: Optional[list[list[int]]] = Field(None, description="[start, end) character spans of "
+                                                                       "snippet that match query words.")
 
 
 class SearchOut(BaseModel):
@@ -99,6 +105,18 @@ class DocumentIn(_Strict):
     @classmethod
     def _json(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _check_json(value)
+
+
+class DocumentOut(BaseModel):
+    index: str
+    id: str
+    path: Optional[str]
+    kind: str = Field(..., description="The reader that read it: text, markdown, pdf, html, ...")
+    text: str = Field(..., description="Rebuilt from the index's chunks (never read from the file): a hit's "
+                                       "chars are offsets into it.")
+    size: int
+    mtime: float = Field(..., description="POSIX seconds.")
+    metadata: dict[str, Any]
 
 
 class DocumentsIn(_Strict):
