@@ -432,11 +432,13 @@ class Searcher:
         return {"index": str(self.path), "vectors": moved, "generation": gen, "from": old.describe(),
                 "to": to.describe(), "seconds": round(time.monotonic() - started, 3), "old_store_left": left}
 
-    def warm(self) -> None:
+    def warm(self, writing: bool = False) -> None:
         """Load now what the first request would otherwise wait for (servers call this at start):
-        the query encoder and the vectors of an existing index, the indexing model for a new one."""
+        the query encoder and the vectors of an existing index, the indexing model for a new one.
+        ``writing``: also the indexing model (a watcher's first save should not wait for it)."""
+        if not self.exists or writing:
+            self._encoder_for(self._read_config() if self.exists else None)
         if not self.exists:
-            self._encoder_for(None)
             return
         config = self._read_config()
         self._query_encoder(config)

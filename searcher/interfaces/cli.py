@@ -511,6 +511,7 @@ def watch(
         if not quiet and not json_out:
             typer.echo(f"watching {output.display(str(root))} → {s.path} (Ctrl-C stops)", err=True)
         try:
+            s.warm(writing=True)         # the model that embeds a saved file, loaded before the first save
             watcher.run()
         except KeyboardInterrupt:
             if not json_out:

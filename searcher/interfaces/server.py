@@ -533,6 +533,8 @@ def serve(indexes: list[Path], folders: list[Path], *, host: str = "127.0.0.1", 
         try:
             with h.reader() as s:
                 s.warm()
+            if watch:   # the model that embeds a saved file, loaded before serving (an import holds the GIL)
+                h.writer.warm(writing=True)
         except SearcherError as exc:
             log.warning("%s", exc)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30,

@@ -135,6 +135,7 @@ async function runSearch() {
   history.replaceState(null, "", body.query ? "#/?" + params.toString() : "#/");
   if (!body.query) {
     $("hits").replaceChildren();
+    $("hits").dataset.query = "";
     $("status").textContent = "";
     return;
   }
@@ -142,7 +143,7 @@ async function runSearch() {
   try {
     const out = await api("POST", "/search", body);
     if (mine !== latest) return;
-    drawHits(out);
+    drawHits(out, body.query);
   } catch (err) {
     if (mine !== latest) return;
     $("hits").replaceChildren();
@@ -161,7 +162,7 @@ function where(hit) {
             el("span", {class: "loc", text: (loc.startsWith(":") ? "" : " ") + loc}));
 }
 
-function drawHits(out) {
+function drawHits(out, query) {
   $("status").className = "";
   $("status").textContent = `${out.hits.length} result${out.hits.length === 1 ? "" : "s"} in ${Math.round(out.took_ms)} ms`;
   const items = out.hits.map((hit) => {
@@ -172,6 +173,7 @@ function drawHits(out) {
     return el("li", {}, link);
   });
   $("hits").replaceChildren(...items);
+  $("hits").dataset.query = query;   // which query the list answers (tests and scripts wait for it)
 }
 
 // arrows move between the query box and the hits; Enter on a hit opens it (it is a link)
