@@ -14,3 +14,15 @@ quiet .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]
 # The Milvus 2.3.5 standalone server binary, for tests/test_milvus.py. --no-deps: the package is the
 # binary and its launcher; its only dependency (extra `client`) pins pymilvus<2.4, older than ours.
 quiet .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "milvus==2.3.5"
+# Debian's Chromium for the search page's browser tests (tests/test_web.py; Playwright drives it through
+# executable_path: no browser download). Installed when running as root and missing; elsewhere those
+# tests say in one line that they are skipped.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium for the browser tests (apt-get)" >&2
+    quiet apt-get update
+    DEBIAN_FRONTEND=noninteractive quiet apt-get install -y --no-install-recommends chromium chromium-driver
+  else
+    echo "setup: chromium is not installed and this is not root: tests/test_web.py will be skipped" >&2
+  fi
+fi
