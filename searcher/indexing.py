@@ -9,6 +9,7 @@ therefore loses at most the step in flight; the next run finds the rest by hash.
 """
 from __future__ import annotations
 
+import os
 import queue
 import random
 import threading
@@ -238,6 +239,17 @@ def _read_ahead(entries: list[FileEntry], read: Callable[[FileEntry], _Read]) ->
                 thread.join(0.05)
 
 
+def _at_or_below(path: str, folders: set[str]) -> bool:
+    """Whether ``path`` is one of ``folders`` or inside one (string work: this runs over every indexed
+    file of a folder on each watcher run)."""
+    while path not in folders:
+        cut = path.rfind(os.sep)
+        if cut <= 0:
+            return False
+        path = path[:cut]
+    return True
+
+
 def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None,
                  paths: Sequence[Path] | None = None) -> IndexReport:
     """Bring the index in line with ``root``: add new files, update changed ones, drop deleted ones.
@@ -257,7 +269,7 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     known = writer.store.file_states(str(root))
     if paths is not None:
         asked = {str(p) for p in paths}
-        known = {k: v for k, v in known.items() if k in asked or any(str(a) in asked for a in Path(k).parents)}
+        known = {k: v for k, v in known.items() if _at_or_below(k, asked)}
     entries = [e for e in found if isinstance(e, FileEntry)]
     skipped = [e for e in found if isinstance(e, Skipped)]
     if not entries and not known and paths is None:
