@@ -135,10 +135,10 @@ a keyword search from another process finds the new word in that file.
 | the watcher's run (read, embed, commit, save vectors), median | {statistics.median(run_times) if run_times else float('nan'):.2f} s |
 | watcher CPU while idle ({args.idle_seconds:.0f} s, nothing changing) | {idle_cpu * 100:.2f} % of one core |
 
-The latency is the batch's 50 ms of quiet (watchfiles' `step`) plus one write run of the ordinary write
-path: read and chunk the file, embed its new chunk, commit to SQLite, then save the vector index
-(an exact index of this size is written whole, which dominates the run). The idle watcher waits in
-inotify and wakes once a second to check that the folder still exists.
+The latency is the batch's 50 ms of quiet (watchfiles' `step`) plus one run of the ordinary write path
+on the one changed path: read and chunk the file, embed its new chunk (about half of a run in a profile
+here), commit to SQLite, save the vector index. The idle watcher waits in inotify and wakes once a second
+to check that the folder still exists.
 """
     benchlib.write_section(args.out, "watch", body)
     print(body)

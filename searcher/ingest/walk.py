@@ -124,15 +124,18 @@ def _walk(folder: Path, rules: _IgnoreRules, options: WalkOptions) -> Iterator[F
         return
     for entry in entries:
         path = Path(entry.path)
-        if entry.name.startswith(".") and not options.hidden:
-            continue
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
             is_link = entry.is_symlink()
         except OSError:
             continue
-        if not rules.ignored(path, is_dir):
+        if not _passed_over(path, is_dir, rules, options):
             yield from _visit(path, is_dir, is_link, rules, options)
+
+
+def _passed_over(path: Path, is_dir: bool, rules: _IgnoreRules, options: WalkOptions) -> bool:
+    """The walk leaves hidden and ignored paths out in silence, as git does."""
+    return path.name.startswith(".") and not options.hidden or rules.ignored(path, is_dir)
 
 
 def _visit(path: Path, is_dir: bool, is_link: bool, rules: _IgnoreRules,
@@ -173,14 +176,11 @@ class PathRules:
         """The ignore rules in force inside ``folder`` (below root), or None if the walk never enters it."""
         if folder not in self._folders:
             parent = self.rules(folder.parent)
-            if parent is None or self._passed_over(folder, parent, True):
+            if parent is None or _passed_over(folder, True, parent, self.options):
                 self._folders[folder] = None
             else:
                 self._folders[folder] = parent.with_folder(folder) if self.options.ignore_files else parent
         return self._folders[folder]
-
-    def _passed_over(self, path: Path, rules: _IgnoreRules, is_dir: bool) -> bool:
-        return path.name.startswith(".") and not self.options.hidden or rules.ignored(path, is_dir)
 
     def excluded(self, path: Path, is_dir: bool | None = None) -> bool:
         """True if the walk of root passes over ``path`` in silence, whether or not it exists now."""
@@ -189,7 +189,7 @@ class PathRules:
             return True
         if is_dir is None:
             is_dir = path.is_dir() and not path.is_symlink()
-        return self._passed_over(path, rules, is_dir)
+        return _passed_over(path, is_dir, rules, self.options)
 
 
 def walk_paths(root: Path, paths: Iterable[Path], options: WalkOptions = WalkOptions()) -> Iterator[FileEntry | Skipped]:
