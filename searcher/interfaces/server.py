@@ -420,7 +420,8 @@ def create_app(indexes: list[Path], folders: list[Path] = (), *, token: str | No
         return DocumentOut(index=h.name, id=d.id, path=d.path, kind=d.kind, text=d.text, size=d.size,
                            mtime=d.mtime_ns / 1e9, metadata=d.metadata)
 
-    @app.post("/search", response_model=SearchOut, dependencies=guarded, responses=ERRORS, tags=["search"])
+    @app.post("/search", response_model=SearchOut, dependencies=guarded, responses=ERRORS, tags=["search"],
+              response_model_exclude_unset=True)   # snippet fields only when asked for
     def search(body: SearchIn) -> SearchOut:
         """The k chunks that best answer the query, best first."""
         lim = state.limits
