@@ -112,7 +112,9 @@ def test_watch_follows_edits_and_the_folder_vanishing_then_stops_cleanly(watchin
     os.replace(folder / "ops/.pager.md.swx", folder / "ops/pager.md")
     os.replace(folder / "garden/tomatoes.rst.tmp", folder / "garden/tomatoes.rst")
     w.until("atomic saves", lambda: "Tuesday" in w.text("ops/pager.md") and "July" in w.text("garden/tomatoes.rst"))
-    saves = [r["summary"] for r in w.runs() if r["started"] >= saved_at]
+    saves = lambda: [r["summary"] for r in w.runs() if r["started"] >= saved_at and r["summary"]]  # noqa: E731
+    w.until("the saves' run lines", lambda: sum(r["updated"] for r in saves()) >= 2)   # printed after the commit
+    saves = saves()
     # each save is one update (usually both in one batch; a busy machine may split the batch), no temporary
     # file is ever added or removed
     assert [sum(r[key] for r in saves) for key in ("updated", "added", "removed")] == [2, 0, 0], saves
@@ -166,7 +168,9 @@ def test_watch_ignore_rules_and_a_burst_of_1000_files(watching: Watch):
         (burst / f"note{i:04d}.txt").write_text(f"Burst note {i % 10}: the weekly report for team {i % 7}.\n")
     names = {f"burst/note{i:04d}.txt" for i in range(1000)}
     w.until("a 1,000-file burst", lambda: names <= w.indexed(), timeout=240)
-    made = [r for r in w.runs() if r["started"] >= burst_at and r["summary"] and r["summary"]["added"]]
+    made = lambda: [r for r in w.runs() if r["started"] >= burst_at and r["summary"] and r["summary"]["added"]]  # noqa: E731
+    w.until("the burst's run lines", lambda: sum(r["summary"]["added"] for r in made()) >= 1000)
+    made = made()
     assert 1 <= len(made) <= 5, [(r["paths"], r["summary"]["added"]) for r in made]
 
     shutil.rmtree(burst)
