@@ -112,7 +112,7 @@ def test_watch_follows_edits_and_the_folder_vanishing_then_stops_cleanly(watchin
     os.replace(folder / "ops/.pager.md.swx", folder / "ops/pager.md")
     os.replace(folder / "garden/tomatoes.rst.tmp", folder / "garden/tomatoes.rst")
     w.until("atomic saves", lambda: "Tuesday" in w.text("ops/pager.md") and "July" in w.text("garden/tomatoes.rst"))
-    saves = lambda: [r["summary"] for r in w.runs() if r["started"] >= saved_at and r["summary"]]  # noqa: E731
+    saves = lambda: [r["summary"] for r in w.runs() if r["started"] >= saved_at and r["summary"]]
     w.until("the saves' run lines", lambda: sum(r["updated"] for r in saves()) >= 2)   # printed after the commit
     saves = saves()
     # each save is one update (usually both in one batch; a busy machine may split the batch), no temporary
@@ -168,7 +168,7 @@ def test_watch_ignore_rules_and_a_burst_of_1000_files(watching: Watch):
         (burst / f"note{i:04d}.txt").write_text(f"Burst note {i % 10}: the weekly report for team {i % 7}.\n")
     names = {f"burst/note{i:04d}.txt" for i in range(1000)}
     w.until("a 1,000-file burst", lambda: names <= w.indexed(), timeout=240)
-    made = lambda: [r for r in w.runs() if r["started"] >= burst_at and r["summary"] and r["summary"]["added"]]  # noqa: E731
+    made = lambda: [r for r in w.runs() if r["started"] >= burst_at and r["summary"] and r["summary"]["added"]]
     w.until("the burst's run lines", lambda: sum(r["summary"]["added"] for r in made()) >= 1000)
     made = made()
     assert 1 <= len(made) <= 5, [(r["paths"], r["summary"]["added"]) for r in made]
@@ -182,7 +182,8 @@ def small_disk(tmp_path: Path):
     """A 160 MiB tmpfs for the index (root only; skipped elsewhere)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(mnt)], capture_output=True,
+                      check=False).returncode:
         pytest.skip("a small disk needs mount (root): the full-disk test is skipped")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -18,8 +18,8 @@ if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (scripts/setup.sh installs it): the browser tests are skipped",
                 allow_module_level=True)
 
-from .conftest import NOTES, write_tree  # noqa: E402
-from .test_server import TOKEN, start_server  # noqa: E402
+from .conftest import NOTES, write_tree
+from .test_server import TOKEN, start_server
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -96,7 +96,7 @@ def test_mode_switch_and_filters_reach_the_search(page):
     with page.expect_request(lambda r: r.url.endswith("/search")) as req:
         page.check("input[name=mode][value=keyword]")
     assert req.value.post_data_json["mode"] == "keyword"
-    names = lambda: page.locator("#hits .name").all_text_contents()  # noqa: E731
+    names = lambda: page.locator("#hits .name").all_text_contents()
     page.wait_for_function("() => document.querySelector('#status').textContent.includes('result')")
     assert {"retry.py", "logging.md"} <= set(names())
     with page.expect_request(lambda r: r.url.endswith("/search")) as req:
