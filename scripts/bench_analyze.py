@@ -33,10 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 from searcher import Searcher  # noqa: E402
-from searcher.analyze import duplicates, outliers, topics  # noqa: E402
-from searcher.analyze import corpus_map  # noqa: E402
+from searcher.analyze import (  # noqa: E402
+    corpus_map,  # noqa: E402
+    duplicates,
+    outliers,
+    topics,
+)
 from searcher.analyze.similar import TERMS, top_terms  # noqa: E402
-from searcher.analyze.units import Units, documents, neighbours, normalise  # noqa: E402
+from searcher.analyze.units import Units, neighbours, normalise  # noqa: E402
 from searcher.ingest.chunking import sentences  # noqa: E402
 from searcher.search.evaluation import load_collection, ndcg  # noqa: E402
 

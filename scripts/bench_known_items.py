@@ -28,13 +28,7 @@ from benchlib import command_line, machine_line, write_section  # noqa: E402
 
 from searcher import Searcher  # noqa: E402
 from searcher.search import query as query_module  # noqa: E402
-from searcher.search.evaluation import (  # noqa: E402
-    evaluate,
-    known_item_shares,
-    known_items,
-    load_collection,
-    ndcg,
-)
+from searcher.search.evaluation import evaluate, known_item_shares, known_items, load_collection, ndcg  # noqa: E402
 
 GRID = [(1.0, 1.0, 0.5, True), (1.0, 1.0, 0.0, True), (1.0, 1.0, 1.0, True), (1.0, 0.0, 0.5, True),
         (1.0, 1.0, 0.5, False)]   # (KEYWORD_WEIGHT, PHRASE_WEIGHT, RARE_WEIGHT, feedback); the dense leg weighs 1.0

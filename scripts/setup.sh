@@ -23,4 +23,16 @@ quiet .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]
 # binary and its launcher; its only dependency (extra `client`) pins pymilvus<2.4, older than ours.
 step "installing the Milvus server used by the tests"
 quiet .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "milvus==2.3.5"
+# Debian's Chromium for the search page's browser tests (tests/test_web.py; Playwright drives it through
+# executable_path: no browser download). Installed when running as root and missing; elsewhere those
+# tests say in one line that they are skipped.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing Debian's chromium for the browser tests (apt-get)"
+    quiet apt-get update
+    DEBIAN_FRONTEND=noninteractive quiet apt-get install -y --no-install-recommends chromium chromium-driver
+  else
+    step "chromium is not installed and this is not root: tests/test_web.py will be skipped"
+  fi
+fi
 step "done in $((SECONDS - started))s; the command is .venv/bin/searcher"

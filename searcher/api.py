@@ -310,9 +310,11 @@ class Searcher:
 
     # ---- the public API ------------------------------------------------------------------------
     def index(self, folder: str | Path, *, options: WalkOptions | None = None,
-              progress: Progress | None = None) -> IndexReport:
+              progress: Progress | None = None, paths: Sequence[str | Path] | None = None) -> IndexReport:
         """Bring the index up to date with a folder (or one file): add, update, remove.
-        ``options``: what to read (default ``WalkOptions()``)."""
+        ``options``: what to read (default ``WalkOptions()``). ``paths``: only these files or folders
+        of ``folder`` (changed, new or deleted ones), without walking the rest — what ``searcher
+        watch`` does after each change."""
         from .indexing import check_found, index_folder
         from .ingest.walk import WalkOptions, walk
 
@@ -323,11 +325,15 @@ class Searcher:
         if root == self.path or root.is_relative_to(self.path):
             raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
         options = options or WalkOptions()
+        if paths is not None:
+            paths = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+            if outside := [p for p in paths if not p.is_relative_to(root)]:
+                raise SearcherError(f"{outside[0]}: is not inside {root}; give paths of the folder being indexed")
         found = None
-        if not self.exists:   # a new index: refuse an empty folder before loading a model or making a folder
+        if not self.exists and paths is None:   # a new index: refuse an empty folder before loading a model
             found = list(walk(root, options))
             check_found(root, found, known=False)
-        return self._write(lambda w: index_folder(root, w, options, progress, found), progress=progress)
+        return self._write(lambda w: index_folder(root, w, options, progress, paths, found), progress=progress)
 
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None,
             metadata: Sequence[dict[str, Any]] | None = None, *, progress: Progress | None = None) -> list[str]:
@@ -560,11 +566,13 @@ class Searcher:
         return {"index": str(self.path), "vectors": moved, "generation": gen, "from": old.describe(),
                 "to": to.describe(), "seconds": round(time.monotonic() - started, 3), "old_store_left": left}
 
-    def warm(self) -> None:
+    def warm(self, writing: bool = False) -> None:
         """Load now what the first request would otherwise wait for (servers call this at start):
-        the query encoder and the vectors of an existing index, the indexing model for a new one."""
+        the query encoder and the vectors of an existing index, the indexing model for a new one.
+        ``writing``: also the indexing model (a watcher's first save should not wait for it)."""
+        if not self.exists or writing:
+            self._encoder_for(self._read_config() if self.exists else None)
         if not self.exists:
-            self._encoder_for(None)
             return
         config = self._read_config()
         self._query_encoder(config)

@@ -9,6 +9,7 @@ therefore loses at most the step in flight; the next run finds the rest by hash.
 """
 from __future__ import annotations
 
+import os
 import queue
 import random
 import threading
@@ -24,7 +25,7 @@ from .embed.base import TextEncoder
 from .errors import SearcherError
 from .ingest import skiplog
 from .ingest.chunking import ChunkingConfig, chunk_document
-from .ingest.walk import FileEntry, Skipped, Unreadable, WalkOptions, read_document, walk
+from .ingest.walk import FileEntry, Skipped, Unreadable, WalkOptions, read_document, walk, walk_paths
 from .records import Chunk, Document, FileReport, IndexReport
 from .store.faiss_index import VectorIndex
 from .store.keyword import terms
@@ -239,9 +240,24 @@ def check_found(root: Path, found: Sequence[FileEntry | Skipped], known: bool) -
     raise SearcherError(f"{root}: nothing to index — no readable text files found{reasons}")
 
 
+
+def _at_or_below(path: str, folders: set[str]) -> bool:
+    """Whether ``path`` is one of ``folders`` or inside one (string work: this runs over every indexed
+    file of a folder on each watcher run)."""
+    while path not in folders:
+        cut = path.rfind(os.sep)
+        if cut <= 0:
+            return False
+        path = path[:cut]
+    return True
+
+
 def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Progress | None = None,
-                 found: list[FileEntry | Skipped] | None = None) -> IndexReport:
+                 paths: Sequence[Path] | None = None, found: list[FileEntry | Skipped] | None = None) -> IndexReport:
     """Bring the index in line with ``root``: add new files, update changed ones, drop deleted ones.
+
+    ``paths`` (files or folders below ``root``): bring only these in line, without walking the rest
+    of ``root`` — what a watcher saw change; a path that is gone or now ignored leaves the index.
 
     A file that cannot be read is reported with its reason and the run goes on. If the problem
     may pass (permissions, a file vanishing or being written during the run, an unreadable
@@ -251,9 +267,14 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     started = time.monotonic()
     if not root.exists():
         raise SearcherError(f"{root}: no such file or folder")
-    found = list(walk(root, options)) if found is None else found
+    if found is None:
+        found = list(walk(root, options) if paths is None else walk_paths(root, paths, options))
     known = writer.store.file_states(str(root))
-    check_found(root, found, bool(known))
+    if paths is not None:
+        asked = {str(p) for p in paths}
+        known = {k: v for k, v in known.items() if _at_or_below(k, asked)}
+    else:
+        check_found(root, found, bool(known))
     entries = [e for e in found if isinstance(e, FileEntry)]
     skipped = [e for e in found if isinstance(e, Skipped)]
 
@@ -327,5 +348,5 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     reports += writer.reports
     writer.reports = []
     with writer.store.write(new_generation=False):
-        skiplog.record(writer.store.conn, str(root), reports)
+        skiplog.record(writer.store.conn, str(root) if paths is None else [str(p) for p in paths], reports)
     return IndexReport(tuple(sorted(reports, key=lambda r: r.path)), time.monotonic() - started)

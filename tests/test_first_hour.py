@@ -72,7 +72,7 @@ def test_progress_is_printed_as_lines_when_the_output_is_not_a_terminal(odd_name
 
 
 COMMANDS = ("", "index", "search", "eval", "info", "delete", "migrate", "serve", "mcp", "similar", "duplicates",
-            "outliers", "topics", "map")
+            "outliers", "topics", "map", "watch")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -24,12 +24,14 @@ _DDL = """CREATE TABLE IF NOT EXISTS skipped (
 )"""
 
 
-def record(conn: sqlite3.Connection, root: str, reports: Iterable[FileReport]) -> None:
-    """Replace the skipped files at or below ``root`` with this run's; call inside a write transaction."""
+def record(conn: sqlite3.Connection, roots: str | Iterable[str], reports: Iterable[FileReport]) -> None:
+    """Replace the skipped files at or below ``roots`` (the folder a run indexed, or the paths a
+    watcher re-read) with this run's; call inside a write transaction."""
     conn.execute(_DDL)
-    r = to_db(root)
-    prefix = to_db(root.rstrip("/") + "/")
-    conn.execute("DELETE FROM skipped WHERE path = ? OR substr(path, 1, ?) = ?", (r, len(prefix), prefix))
+    for root in [roots] if isinstance(roots, str) else roots:
+        prefix = to_db(root.rstrip("/") + "/")
+        conn.execute("DELETE FROM skipped WHERE path = ? OR substr(path, 1, ?) = ?",
+                     (to_db(root), len(prefix), prefix))
     now = time.time()
     conn.executemany(
         "INSERT OR REPLACE INTO skipped (path, reason, kind, failed, time) VALUES (?, ?, ?, ?, ?)",

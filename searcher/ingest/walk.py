@@ -21,8 +21,20 @@ from ..records import Document
 from .readers import SUFFIXES, Unreadable, binary_suffix, decode, extract, kind_of
 from .readers.base import utf16_codec
 
-__all__ = ["TEXT_EXTENSIONS", "WalkOptions", "FileEntry", "Skipped", "Unreadable", "walk", "read_document",
-           "read_bytes", "decode"]
+__all__ = [
+    "IGNORE_FILES",
+    "TEXT_EXTENSIONS",
+    "FileEntry",
+    "PathRules",
+    "Skipped",
+    "Unreadable",
+    "WalkOptions",
+    "decode",
+    "read_bytes",
+    "read_document",
+    "walk",
+    "walk_paths",
+]
 READ_ATTEMPTS = 3
 
 # Suffixes read by default (the readers' own); ``--ext`` adds suffixes and names read as plain text.
@@ -126,36 +138,93 @@ def _walk(folder: Path, rules: _IgnoreRules, options: WalkOptions) -> Iterator[F
         return
     for entry in entries:
         path = Path(entry.path)
-        if entry.name.startswith(".") and not options.hidden:
-            continue
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
             is_link = entry.is_symlink()
         except OSError:
             continue
-        if rules.ignored(path, is_dir):
+        if not _passed_over(path, is_dir, rules, options):
+            yield from _visit(path, is_dir, is_link, rules, options)
+
+
+def _passed_over(path: Path, is_dir: bool, rules: _IgnoreRules, options: WalkOptions) -> bool:
+    """The walk leaves hidden and ignored paths out in silence, as git does."""
+    return path.name.startswith(".") and not options.hidden or rules.ignored(path, is_dir)
+
+
+def _visit(path: Path, is_dir: bool, is_link: bool, rules: _IgnoreRules,
+           options: WalkOptions) -> Iterator[FileEntry | Skipped]:
+    """One path the walk does not pass over (not hidden, not ignored): a folder is walked, a file checked."""
+    kind = kind_of(path.name, options.extensions, options.names)
+    if is_link:
+        try:
+            target = os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                yield Skipped(path, "symlink loop: the link points back to itself", kind=kind or "other",
+                              failed=True)
+            elif kind is not None:
+                yield Skipped(path, f"broken symlink: {exc.strerror or exc}", kind=kind, failed=True)
+            return
+        if stat.S_ISDIR(target.st_mode):
+            return  # symlinked folders are not followed: they can loop or leave the tree
+    if is_dir:
+        yield from _walk(path, rules.with_folder(path) if options.ignore_files else rules, options)
+        return
+    if kind is None and (suffix := binary_suffix(path.name)):
+        yield Skipped(path, f"binary file type: '{suffix}' (if it holds text, add it with --ext {suffix})")
+        return
+    yield from _check_file(path, kind or "text", options, sniffed=kind is None)
+
+
+class PathRules:
+    """The walk's rules by name (hidden files, ignore files) for single paths below ``root``, so that
+    a watcher can tell which changed paths a walk would look at without walking. Cached per folder."""
+
+    def __init__(self, root: Path, options: WalkOptions = WalkOptions()):
+        self.root, self.options = root, options
+        base = _IgnoreRules().with_folder(root) if options.ignore_files else _IgnoreRules()
+        self._folders: dict[Path, _IgnoreRules | None] = {root: base}
+
+    def rules(self, folder: Path) -> _IgnoreRules | None:
+        """The ignore rules in force inside ``folder`` (below root), or None if the walk never enters it."""
+        if folder not in self._folders:
+            parent = self.rules(folder.parent)
+            if parent is None or _passed_over(folder, True, parent, self.options):
+                self._folders[folder] = None
+            else:
+                self._folders[folder] = parent.with_folder(folder) if self.options.ignore_files else parent
+        return self._folders[folder]
+
+    def excluded(self, path: Path, is_dir: bool | None = None) -> bool:
+        """True if the walk of root passes over ``path`` in silence, whether or not it exists now."""
+        rules = self.rules(path.parent)
+        if rules is None:
+            return True
+        if is_dir is None:
+            is_dir = path.is_dir() and not path.is_symlink()
+        return _passed_over(path, is_dir, rules, self.options)
+
+
+def walk_paths(root: Path, paths: Iterable[Path], options: WalkOptions = WalkOptions()) -> Iterator[FileEntry | Skipped]:
+    """What ``walk(root)`` yields for these paths below ``root`` (a folder among them is walked
+    whole), without walking the rest: how a watcher re-checks only what changed. Paths that are
+    gone, or that the walk passes over, yield nothing."""
+    rules = PathRules(root, options)
+    walked: list[Path] = []
+    for path in sorted(set(paths)):
+        if walked and path.is_relative_to(walked[-1]):
+            continue            # inside a folder already walked whole
+        try:
+            st = os.lstat(path)
+        except OSError:
             continue
-        kind = kind_of(entry.name, options.extensions, options.names)
-        if is_link:
-            try:
-                target = os.stat(entry.path)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    yield Skipped(path, "symlink loop: the link points back to itself", kind=kind or "other",
-                                  failed=True)
-                elif kind is not None:
-                    yield Skipped(path, f"broken symlink: {exc.strerror or exc}", kind=kind, failed=True)
-                continue
-            if stat.S_ISDIR(target.st_mode):
-                continue  # symlinked folders are not followed: they can loop or leave the tree
+        is_dir, is_link = stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode)
+        if rules.excluded(path, is_dir):
+            continue
         if is_dir:
-            sub = rules.with_folder(path) if options.ignore_files else rules
-            yield from _walk(path, sub, options)
-            continue
-        if kind is None and (suffix := binary_suffix(entry.name)):
-            yield Skipped(path, f"binary file type: '{suffix}' (if it holds text, add it with --ext {suffix})")
-            continue
-        yield from _check_file(path, kind or "text", options, sniffed=kind is None)
+            walked.append(path)
+        yield from _visit(path, is_dir, is_link, rules.rules(path.parent), options)
 
 
 def _check_file(path: Path, kind: str, options: WalkOptions, sniffed: bool = False) -> Iterator[FileEntry | Skipped]:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -144,6 +145,22 @@ class DtypeChoice(str, Enum):
     int8 = "int8"
 
 
+ExtOpt = Annotated[Optional[list[str]], typer.Option(
+    "--ext", help="Also read as plain text the files with this extension or name: --ext .dat, --ext RBASH, "
+    "--ext 'notes-*' (repeatable). Files whose name gives no type are read anyway when their content is "
+    "text; this is for names of binary types (.bin, .db...) that hold text.", metavar="SUFFIX|NAME")]
+MaxFileSizeOpt = Annotated[str, typer.Option(help="Skip files larger than this.", metavar="SIZE")]
+HiddenOpt = Annotated[bool, typer.Option("--hidden", help="Also read hidden files and folders.")]
+NoIgnoreOpt = Annotated[bool, typer.Option("--no-ignore", help="Do not honour .gitignore and .searcherignore files.")]
+
+
+def _walk_options(ext: list[str] | None, max_file_size: str, hidden: bool, no_ignore: bool):
+    """What to read of a folder, from the options ``index`` and ``watch`` share."""
+    from ..ingest.walk import WalkOptions
+
+    return WalkOptions(max_bytes=_parse_size(max_file_size), hidden=hidden, ignore_files=not no_ignore).reading(ext or [])
+
+
 @app.command(cls=_Command)
 def index(
     folder: Annotated[Path, typer.Argument(help="Folder (or single file) to index.", metavar="FOLDER", show_default=False)],
@@ -154,14 +171,8 @@ def index(
     overlap: Annotated[Optional[int], typer.Option(
         help="Tokens of whole sentences repeated between neighbouring chunks (default 32). Fixed when the "
         "index is created.", show_default=False, metavar="N")] = None,
-    ext: Annotated[Optional[list[str]], typer.Option(
-        "--ext", help="Also read as plain text the files with this extension or name: --ext .dat, --ext RBASH, "
-        "--ext 'notes-*' (repeatable). Files whose name gives no type are read anyway when their content is "
-        "text; this is for names of binary types (.bin, .db...) that hold text.", metavar="SUFFIX|NAME")] = None,
-    max_file_size: Annotated[str, typer.Option(help="Skip files larger than this.", metavar="SIZE")] = "10MB",
-    hidden: Annotated[bool, typer.Option("--hidden", help="Also read hidden files and folders.")] = False,
-    no_ignore: Annotated[bool, typer.Option(
-        "--no-ignore", help="Do not honour .gitignore and .searcherignore files.")] = False,
+    ext: ExtOpt = None, max_file_size: MaxFileSizeOpt = "10MB", hidden: HiddenOpt = False,
+    no_ignore: NoIgnoreOpt = False,
     batch_size: Annotated[int, typer.Option(
         help="Chunks per encoder batch (torch; ONNX Runtime runs a batch in calls of at most 8).", metavar="N")] = 32,
     precision: PrecisionOpt = None,
@@ -192,11 +203,8 @@ def index(
     Exit status: 0 when every file of a type searcher reads was indexed, 3 when some could not be
     read (each is listed with its reason; the rest is indexed), 1 on an error or, with --strict,
     when any file could not be read. Files of other types (images...) are listed, not counted."""
-    from ..ingest.walk import WalkOptions
-
     def go() -> None:
-        options = WalkOptions(max_bytes=_parse_size(max_file_size), hidden=hidden,
-                              ignore_files=not no_ignore).reading(ext or [])
+        options = _walk_options(ext, max_file_size, hidden, no_ignore)
         store = _store_config(vector_store, milvus_uri, milvus_collection, milvus_index, milvus_ca,
                               milvus_server_name)
         s = _searcher(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
@@ -482,8 +490,13 @@ def serve(
                                               "(docs/server.md).", metavar="N")] = 2,
     log_level: Annotated[str, typer.Option(
         help="uvicorn log level: critical, error, warning, info, debug.", metavar="LEVEL")] = "info",
+    watch: Annotated[Optional[list[Path]], typer.Option(
+        "--watch", "-w", help="Keep the first --index in step with this folder as files change (repeatable; "
+        "see `searcher watch`).", show_default=False, metavar="DIR")] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open the search page in a browser.")] = False,
 ) -> None:
-    """Serve indexes over HTTP: POST /search, POST /documents, DELETE /documents/{id}, POST /index, GET /info."""
+    """Serve indexes over HTTP, with a search page at / : POST /search, GET /documents/{id}, POST /documents,
+    DELETE /documents/{id}, POST /index, GET /info, GET /files."""
     def go() -> None:
         try:
             from .server import Limits
@@ -493,8 +506,65 @@ def serve(
         limits = Limits(max_query_chars=max_query_chars, max_k=max_k, max_batch=max_batch,
                         max_body_bytes=_parse_size(max_body, "--max-body"), readers=readers)
         run_server(index, folder or [], host=host, port=port, token=token, limits=limits, model=model,
-                   rerankers=rerank or [], log_level=log_level)
+                   rerankers=rerank or [], log_level=log_level, watch=watch or [], open_page=open_page)
     _run(go)
+
+
+# ---- searcher watch (issue 17) ------------------------------------------------------------------
+@app.command(cls=_Command)
+def watch(
+    folder: Annotated[Path, typer.Argument(help="Folder to keep the index in step with.", metavar="FOLDER",
+                                           show_default=False)],
+    index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
+    ext: ExtOpt = None, max_file_size: MaxFileSizeOpt = "10MB", hidden: HiddenOpt = False,
+    no_ignore: NoIgnoreOpt = False,
+    debounce: Annotated[int, typer.Option(
+        help="Milliseconds of quiet that end a batch of changes (a batch lasts at most 1.6 s).", metavar="MS")] = 50,
+    json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Index a folder, then keep the index in step with it as files are created, edited, renamed and
+    deleted (only the changed files are read again). Ctrl-C stops; the index keeps every run."""
+    from ..watch import DEBOUNCE_MS, FolderWatcher, WatchRun
+
+    def go() -> None:
+        options = _walk_options(ext, max_file_size, hidden, no_ignore)
+        s = _searcher(index, name, model)
+        root = folder.expanduser().resolve()
+
+        def on_run(run: WatchRun) -> None:
+            if json_out:
+                typer.echo(output.json_line({"started": run.started, "seconds": round(run.seconds, 3),
+                                             "paths": run.paths, "error": run.error,
+                                             "summary": run.report.summary() if run.report else None}))
+            elif run.error:
+                typer.echo(f"error: {run.error}", err=True)
+            elif not quiet:
+                what = "the whole folder" if run.paths is None else f"{run.paths} changed path{'s' * (run.paths != 1)}"
+                n = run.report.summary()
+                typer.echo(f"{time.strftime('%H:%M:%S', time.localtime(run.started))}  {what}: {n['added']} added, "
+                           f"{n['updated']} updated, {n['removed']} removed, {n['skipped']} skipped; "
+                           f"{n['chunks_embedded']} chunks embedded in {run.seconds:.1f}s")
+                for f in run.report.failures:
+                    typer.echo(f"  ! {output.display(f.path)}: {f.reason}")
+
+        def on_message(message: str) -> None:
+            typer.echo(output.json_line({"message": message}) if json_out else message, err=not json_out)
+
+        watcher = FolderWatcher(root, lambda paths: s.index(root, options=options, paths=paths), options=options,
+                                exclude=s.path, on_run=on_run, on_message=on_message,
+                                debounce_ms=max(DEBOUNCE_MS, debounce), step_ms=debounce)
+        if not quiet and not json_out:
+            typer.echo(f"watching {output.display(str(root))} → {s.path} (Ctrl-C stops)", err=True)
+        try:
+            s.warm(writing=True)         # the model that embeds a saved file, loaded before the first save
+            watcher.run()
+        except KeyboardInterrupt:
+            if not json_out:
+                typer.echo("stopped watching; the index holds every finished run", err=True)
+        finally:
+            s.close()
+    _run(go)
+# ---- end of searcher watch ---------------------------------------------------------------------
 
 
 @app.command(cls=_Command)

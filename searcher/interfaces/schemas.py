@@ -58,6 +58,8 @@ class SearchIn(_Strict):
     fusion: Literal["zscore", "rrf"] = "zscore"
     feedback: bool = True
     index: Optional[str] = Field(None, description="Index name (default: the first --index).")
+    snippets: bool = Field(False, description="Add each hit's snippet: its sentence that best matches the "
+                                              "query, with the query's words marked (as the CLI prints).")
 
 
 class PlaceOut(BaseModel):
@@ -88,6 +90,8 @@ class HitOut(BaseModel):
     also: list[PlaceOut] = Field([], description="Other places holding exactly the same text (identical files).")
     scores: dict[str, Optional[float]] = Field({}, description="Raw scores: fused (hybrid, before scaling to "
                                                 "0..1), dense (cosine), keyword (BM25; null: no query word).")
+    snippet_marks: Optional[list[list[int]]] = Field(None, description="With snippets=true: [start, end) character "
+                                                                       "spans of snippet that match query words.")
 
 
 class SearchOut(BaseModel):
@@ -105,6 +109,18 @@ class DocumentIn(_Strict):
     @classmethod
     def _json(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _check_json(value)
+
+
+class DocumentOut(BaseModel):
+    index: str
+    id: str
+    path: Optional[str]
+    kind: str = Field(..., description="The reader that read it: text, markdown, pdf, html, ...")
+    text: str = Field(..., description="Rebuilt from the index's chunks (never read from the file): a hit's "
+                                       "chars are offsets into it.")
+    size: int
+    mtime: float = Field(..., description="POSIX seconds.")
+    metadata: dict[str, Any]
 
 
 class DocumentsIn(_Strict):

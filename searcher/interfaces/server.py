@@ -11,8 +11,13 @@ Concurrency model
 * Writes (``POST /documents``, ``DELETE /documents/{id}``, ``POST /index``): one writer
   ``Searcher`` per index behind a lock; the file lock inside ``Searcher`` refuses a writer in
   another process (HTTP 409).
-* Shutdown: uvicorn stops accepting connections and finishes in-flight requests; a running index
-  job is waited for (bounded), and every batch it committed survives anyway.
+* Watching (``--watch FOLDER``): a thread per folder runs a ``FolderWatcher`` whose runs take the
+  writer lock like any write; searches meanwhile see the last commit.
+* Shutdown: uvicorn stops accepting connections and finishes in-flight requests; watchers stop, a
+  running index job is waited for (bounded), and every batch it committed survives anyway.
+
+The page: ``GET /`` is a search page (searcher/interfaces/web: plain HTML, CSS and JavaScript,
+served from the package, nothing from the network) that uses the endpoints below like any client.
 
 Safety: binds 127.0.0.1 by default; a bearer token (``--token`` / ``$SEARCHER_TOKEN``) is required
 to bind anything else; limits on query length, k, batch size and body size; ``POST /index`` indexes
@@ -38,19 +43,22 @@ from typing import Any, Optional
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..api import Searcher
 from ..errors import LockedError, SearcherError
 from ..records import Filters
+from ..search.snippets import make_snippet
+from ..watch import FolderWatcher, WatchRun
 from .schemas import (
     ERRORS,
     ApiError,
     DeleteIn,
     DeleteManyOut,
     DeleteOut,
+    DocumentOut,
     DocumentsIn,
     DocumentsOut,
     DuplicatesIn,
@@ -73,6 +81,13 @@ from .schemas import (
 
 log = logging.getLogger("searcher.server")
 TOKEN_ENV = "SEARCHER_TOKEN"
+WEB = Path(__file__).resolve().parent / "web"
+# the page's files, by the name it asks for: nothing else is ever served from disk
+WEB_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+# the page loads only its own files and talks only to this server; no page may frame it
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+                "frame-ancestors 'none'", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,7 @@ class IndexHandle:
             self._pool.put(Searcher(path, model=model))
         self.writer = Searcher(path, model=model)
         self.write_lock = threading.Lock()
+        self.last_run: dict[str, Any] | None = None     # the last index job's or watch run's, for GET /info
 
     @contextmanager
     def reader(self) -> Iterator[Searcher]:
@@ -142,7 +158,7 @@ class IndexHandle:
 
 class State:
     def __init__(self, indexes: list[Path], folders: list[Path], token: str | None, limits: Limits,
-                 model: str | None, rerankers: list[str]):
+                 model: str | None, rerankers: list[str], watch: list[Path] = ()):
         if not indexes:
             raise SearcherError("give at least one --index")
         self.handles: dict[str, IndexHandle] = {}
@@ -162,6 +178,12 @@ class State:
         self.rerankers = set(rerankers)
         self.jobs: dict[str, Job] = {}
         self.jobs_lock = threading.Lock()
+        self.watch = [Path(f).expanduser().resolve() for f in watch]
+        for f in self.watch:
+            if not f.is_dir():
+                raise SearcherError(f"--watch {f}: no such folder")
+        self.stop_watching = threading.Event()
+        self.watchers: list[threading.Thread] = []
 
     def handle(self, name: str | None) -> IndexHandle:
         name = name or self.default
@@ -193,6 +215,8 @@ class State:
                 for folder in self.folders:
                     report = h.writer.index(folder)
                     job.summary.append({"folder": str(folder), **report.summary()})
+                    h.last_run = {"kind": "index", "folder": str(folder), "finished": time.time(), "paths": None,
+                                  "summary": report.summary(), "error": None}
             job.status = "done"
         except SearcherError as exc:
             job.status, job.error = "failed", str(exc)
@@ -201,6 +225,40 @@ class State:
             job.status, job.error = "failed", f"internal error: {type(exc).__name__}"
         finally:
             job.finished = time.time()
+
+    def start_watchers(self) -> None:
+        """One thread per ``--watch`` folder, keeping the default index in step with it."""
+        h = self.handles[self.default]
+        for folder in self.watch:
+            def apply(paths: list[Path] | None, folder: Path = folder) -> Any:
+                with h.writing(wait=24 * 3600):
+                    return h.writer.index(folder, paths=paths)
+
+            def on_run(run: WatchRun, folder: Path = folder) -> None:
+                h.last_run = {"kind": "watch", "folder": str(folder), "finished": run.started + run.seconds,
+                              "paths": run.paths, "summary": run.report.summary() if run.report else None,
+                              "error": run.error}
+                if run.error:
+                    log.warning("watch %s: %s", folder, run.error)
+
+            watcher = FolderWatcher(folder, apply, exclude=h.path, on_run=on_run, stop=self.stop_watching,
+                                    on_message=lambda message: log.warning("watch: %s", message))
+            thread = threading.Thread(target=self._watch, args=(watcher,), name=f"watch-{folder.name}", daemon=True)
+            thread.start()
+            self.watchers.append(thread)
+
+    @staticmethod
+    def _watch(watcher: FolderWatcher) -> None:
+        try:
+            watcher.run()
+        except Exception:  # a watcher that fails says so in the log; the server goes on serving
+            log.exception("watching %s stopped", watcher.root)
+
+    def stop_watchers(self, timeout: float) -> None:
+        self.stop_watching.set()
+        deadline = time.monotonic() + timeout
+        for thread in self.watchers:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def wait_for_jobs(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -266,13 +324,15 @@ def _one_line(text: str) -> str:
 # ---- the app -----------------------------------------------------------------------------------
 def create_app(indexes: list[Path], folders: list[Path] = (), *, token: str | None = None,
                limits: Limits = Limits(), model: str | None = None, rerankers: list[str] = (),
-               shutdown_wait: float = 30.0) -> FastAPI:
-    state = State(list(indexes), list(folders), token, limits, model, list(rerankers))
+               shutdown_wait: float = 30.0, watch: list[Path] = ()) -> FastAPI:
+    state = State(list(indexes), list(folders), token, limits, model, list(rerankers), list(watch))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        state.start_watchers()
         yield
         import anyio.to_thread
+        await anyio.to_thread.run_sync(state.stop_watchers, shutdown_wait)
         await anyio.to_thread.run_sync(state.wait_for_jobs, shutdown_wait)
         state.close()
 
@@ -322,6 +382,17 @@ def create_app(indexes: list[Path], folders: list[Path] = (), *, token: str | No
 
     guarded = [Depends(auth)]
 
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The search page (no token needed: it holds no data; it asks for the token when the API does)."""
+        return FileResponse(WEB / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+    @app.get("/ui/{name}", include_in_schema=False)
+    def page_file(name: str) -> FileResponse:
+        if name not in WEB_FILES:
+            raise ApiError(404, f"no page file '{name[:100]}'")
+        return FileResponse(WEB / name, media_type=WEB_FILES[name], headers=PAGE_HEADERS)
+
     @app.get("/health", response_model=HealthOut, tags=["status"])
     def health() -> HealthOut:
         """Liveness: the server answers (no token needed)."""
@@ -329,12 +400,39 @@ def create_app(indexes: list[Path], folders: list[Path] = (), *, token: str | No
 
     @app.get("/info", dependencies=guarded, responses=ERRORS, tags=["status"])
     def info(index: Optional[str] = Query(None, max_length=200)) -> dict[str, Any]:
-        """What an index holds: documents, chunks, model, ANN type, size on disk."""
+        """What an index holds: documents, chunks, model, ANN type, size on disk, and ``last_run``: the
+        last index job's or watch run's summary in this server (null before the first)."""
         h = state.handle(index)
         with h.reader() as s:
-            return {"name": h.name, **s.info()}
+            return {"name": h.name, **s.info(), "last_run": h.last_run,
+                    "watching": [str(f) for f in state.watch] if h.name == state.default else []}
 
-    @app.post("/search", response_model=SearchOut, dependencies=guarded, responses=ERRORS, tags=["search"])
+    @app.get("/files", dependencies=guarded, responses=ERRORS, tags=["status"])
+    def files(index: Optional[str] = Query(None, max_length=200),
+              limit: int = Query(1000, ge=0, le=1_000_000, description="Indexed documents to list at most.")
+              ) -> dict[str, Any]:
+        """What is indexed (id, source, reader kind, chunks) and the files the last runs skipped, with why."""
+        h = state.handle(index)
+        with h.reader() as s:
+            out = s.files()
+        return {"name": h.name, "total": len(out["indexed"]), "truncated": len(out["indexed"]) > limit,
+                "indexed": out["indexed"][:limit], "skipped": out["skipped"]}
+
+    @app.get("/documents/{doc_id:path}", response_model=DocumentOut, dependencies=guarded, responses=ERRORS,
+             tags=["documents"])
+    def get_document(doc_id: str, index: Optional[str] = Query(None, max_length=200)) -> DocumentOut:
+        """One document's text as the index holds it (rebuilt from its chunks; the file is never read)."""
+        h = state.handle(index)
+        with h.reader() as s:
+            found = s.get([doc_id])
+        if not found:
+            raise ApiError(404, f"no document with id '{doc_id[:200]}' in index '{h.name}'")
+        d = found[0]
+        return DocumentOut(index=h.name, id=d.id, path=d.path, kind=d.kind, text=d.text, size=d.size,
+                           mtime=d.mtime_ns / 1e9, metadata=d.metadata)
+
+    @app.post("/search", response_model=SearchOut, dependencies=guarded, responses=ERRORS, tags=["search"],
+              response_model_exclude_unset=True)   # snippet fields only when asked for
     def search(body: SearchIn) -> SearchOut:
         """The k chunks that best answer the query, best first."""
         lim = state.limits
@@ -350,8 +448,12 @@ def create_app(indexes: list[Path], folders: list[Path] = (), *, token: str | No
             hits = s.search(body.query, k=body.k, mode=body.mode, filters=_filters(body.filters),
                             group_by_file=body.group_by_file,
                             min_score=body.min_score, rerank=body.rerank, fusion=body.fusion, feedback=body.feedback)
-        return SearchOut(index=h.name, hits=[HitOut(**hit.to_dict()) for hit in hits],
-                         took_ms=round((time.perf_counter() - t0) * 1000, 3))
+        out = [HitOut(**hit.to_dict()) for hit in hits]
+        if body.snippets:
+            for o, hit in zip(out, hits):
+                snip = make_snippet(hit.text, body.query)
+                o.snippet, o.snippet_marks = snip.text, [list(m) for m in snip.marks]
+        return SearchOut(index=h.name, hits=out, took_ms=round((time.perf_counter() - t0) * 1000, 3))
 
     # ---- analyze (docs/analyze.md) ----------------------------------------------------------------
     def check_k(k: int) -> None:
@@ -481,23 +583,43 @@ def is_loopback(host: str) -> bool:
 
 def serve(indexes: list[Path], folders: list[Path], *, host: str = "127.0.0.1", port: int = 8765,
           token: str | None = None, limits: Limits = Limits(), model: str | None = None,
-          rerankers: list[str] = (), log_level: str = "info", warm: bool = True) -> None:
-    """Run the server until SIGINT/SIGTERM; in-flight requests finish first."""
+          rerankers: list[str] = (), log_level: str = "info", warm: bool = True, watch: list[Path] = (),
+          open_page: bool = False) -> None:
+    """Run the server until SIGINT/SIGTERM; in-flight requests finish first. ``watch``: folders the
+    first index follows; ``open_page``: open the search page in a browser once the server is up."""
     import uvicorn
 
     token = token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
         raise SearcherError(f"--host {host} is not a loopback address: set a token with --token or "
                             f"${TOKEN_ENV} so strangers cannot read or change your index")
-    app = create_app(indexes, folders, token=token, limits=limits, model=model, rerankers=rerankers)
+    app = create_app(indexes, folders, token=token, limits=limits, model=model, rerankers=rerankers, watch=watch)
     if warm:   # load the query encoder and vectors once, before the first request
         state: State = app.state.searcher
         h = state.handles[state.default]
         try:
             with h.reader() as s:
                 s.warm()
+            if watch:   # the model that embeds a saved file, loaded before serving (an import holds the GIL)
+                h.writer.warm(writing=True)
         except SearcherError as exc:
             log.warning("%s", exc)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30,
                             limit_concurrency=256, server_header=False)
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    if open_page:
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+        threading.Thread(target=_open_when_up, args=(server, url), daemon=True).start()
+    server.run()
+
+
+def _open_when_up(server: Any, url: str) -> None:
+    """Open ``url`` in the user's browser once uvicorn listens (within a minute)."""
+    import webbrowser
+
+    for _ in range(600):
+        if server.started:
+            if not webbrowser.open(url):
+                log.warning("no browser found to open; the page is at %s", url)
+            return
+        time.sleep(0.1)

@@ -32,8 +32,11 @@ class WriterLock:
             os.close(fd)
             raise LockedError(f"{self.path.parent}: another process{holder} is writing to this index; "
                               "wait for it to finish or stop it, then retry") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.time()}).encode(), 0)
+        try:    # the pid only names the holder in another writer's error: a full disk must not leak the lock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.time()}).encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
 
     def release(self) -> None:
