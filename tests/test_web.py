@@ -172,7 +172,7 @@ def test_index_page_and_a_second_index(page):
     info = page.locator("#index-info").text_content()
     assert "all-MiniLM-L6-v2" in info and "recall@10" in info and "chunks" in info
     assert "photo.png" in page.locator("#skipped").text_content()
-    assert "unsupported file type" in page.locator("#skipped").text_content()
+    assert "binary file type" in page.locator("#skipped").text_content()
     page.select_option("#index-select", "recipes")
     page.wait_for_function("() => document.querySelector('#index-title').textContent == 'Index recipes'")
     page.goto(page.url.split("#")[0] + "#/")
