@@ -156,7 +156,12 @@ class Searcher:
         store = self._open_store()
         with store.snapshot():
             sample = store.sample_texts(SAMPLE_CHUNKS)
-        exported = export_query_encoder(self._encoder_for(config), self.path, sample)
+        try:
+            exported = export_query_encoder(self._encoder_for(config), self.path, sample)
+        except OSError as exc:   # the machine's failure, not the model's: not recorded, the next run retries
+            raise SearcherError(f"{self.path}: the index is up to date, but exporting its model for fast searches "
+                                f"failed ({exc.strerror or exc}); searches use torch until a later `searcher "
+                                "index` run exports it (free space or fix permissions, then run it again)") from None
         self._config = update_manifest(self.path, "query_encoder", exported.to_dict())
 
     def _open_store(self) -> Store:

@@ -11,6 +11,7 @@ Only numpy is imported at module level; onnxruntime and tokenizers load with the
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -143,7 +144,9 @@ def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: int, threads: in
 def export(encoder: Exportable, folder: Path, sample: Sequence[str]) -> QueryEncoderInfo:
     """Export ``encoder`` into ``folder`` and check it against torch on the built-in texts plus
     ``sample``; the files are put in place only when the check passes. Never raises for a model
-    that cannot be exported: the returned record then says why, and search keeps using torch."""
+    that cannot be exported: the returned record then says why, and search keeps using torch. A
+    failure of the machine rather than the model (a full disk, ``transient``) raises its OSError,
+    so that it is not recorded and the next run exports again."""
     pid = os.getpid()
     tmp_onnx, tmp_tok = folder / f".{ONNX_FILE}.{pid}.tmp", folder / f".{TOKENIZER_FILE}.{pid}.tmp"
     texts = [*CHECK_TEXTS, *sample]
@@ -157,7 +160,9 @@ def export(encoder: Exportable, folder: Path, sample: Sequence[str]) -> QueryEnc
             return QueryEncoderInfo("torch", "onnxruntime is not installed (pip install onnxruntime)")
         try:
             tmp_onnx.write_bytes(encoder.onnx_model())
-        except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch", with its reason
+        except Exception as exc:  # any exporter failure but the machine's means "use torch", with its reason
+            if transient(exc):
+                raise
             return QueryEncoderInfo("torch", f"the model could not be exported to ONNX: {_first_line(exc)}")
         tmp_tok.write_text(encoder.tokenizer_json(), encoding="utf-8")
         light = OnnxQueryEncoder(tmp_onnx, tmp_tok, encoder.dim, encoder.unk_token_id)
@@ -176,6 +181,16 @@ def export(encoder: Exportable, folder: Path, sample: Sequence[str]) -> QueryEnc
     finally:
         tmp_onnx.unlink(missing_ok=True)
         tmp_tok.unlink(missing_ok=True)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of the machine that a later run may not meet: no space, no
+    permission, an I/O error, too many open files, no memory."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno in _TRANSIENT)
+
+
+_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EMFILE,
+              errno.ENFILE, errno.ENOMEM}
 
 
 def _first_line(exc: BaseException) -> str:
