@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, write_manifest
 from .embed.base import TextEncoder
 from .embed.encoder import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_encoder, load_reranker
-from .embed.onnx import QUERY_THREADS, SAMPLE_CHUNKS, OnnxQueryEncoder, load_query_encoder, unavailable
+from .embed.onnx import QUERY_THREADS, SAMPLE_CHUNKS, OnnxQueryEncoder, exported, load_query_encoder, unavailable
 from .embed.onnx import export as export_query_encoder
 from .errors import SearcherError
 from .ingest.chunking import ChunkingConfig
@@ -87,6 +87,7 @@ class Searcher:
         self._store: Store | None = None
         self._vectors: VectorStore | None = None
         self._vectors_gen = -1
+        self._export_broken = False   # this write found the index's ONNX export damaged: export it again
 
     # ---- opening -------------------------------------------------------------------------------
     @property
@@ -148,6 +149,14 @@ class Searcher:
     def _query_encoder(self, config: IndexConfig) -> QueryEncoder:
         """For searching: the light encoder, else the torch model."""
         return self._light_encoder(config) or self._encoder_for(config)
+
+    def _export_wanted(self) -> bool:
+        """Export at the end of a write when the index has no export recorded, or its recorded one
+        is gone or did not load in this run (deleted or damaged files): the model is at hand."""
+        info = self._read_config().query_encoder
+        if info is None or self._export_broken:
+            return True
+        return info.kind == "onnx" and not exported(self.path)
 
     def _export_query_encoder(self) -> None:
         """Once per index, at the end of its first write (or the first write of an index made before
@@ -217,7 +226,11 @@ class Searcher:
         """The encoder for indexing: the index's checked ONNX export on every core (a run that
         changes one file never loads torch), else the local model, or a Ray cluster running it."""
         if self._ray_address is None:
-            return self._light_encoder(config, len(os.sched_getaffinity(0))) or self._encoder_for(config)
+            try:
+                return self._light_encoder(config, len(os.sched_getaffinity(0))) or self._encoder_for(config)
+            except SearcherError:   # a damaged export: index with the model, and export it again at the end
+                self._export_broken = True
+                return self._encoder_for(config)
         encoder = self._encoder_for(config)
         if self._ray_encoder is None:
             from .embed.ray_encoder import RayEncoder
@@ -260,6 +273,7 @@ class Searcher:
         export the query encoder."""
         self._check_not_a_file()
         self.path.mkdir(parents=True, exist_ok=True)
+        self._export_broken = False
         with WriterLock(self.path):
             try:
                 writer = self._writer()
@@ -276,7 +290,7 @@ class Searcher:
                 raise
             finally:
                 self._release_ray()
-            if export and self._read_config().query_encoder is None:
+            if export and self._export_wanted():
                 self._export_query_encoder()
         return result
 

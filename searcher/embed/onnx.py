@@ -113,13 +113,18 @@ class OnnxQueryEncoder:
         return blind_share(enc.ids, enc.tokens, self._unk)
 
 
+def exported(folder: Path) -> bool:
+    """Whether both files of an export are in ``folder`` (whether they load is another matter)."""
+    return (folder / ONNX_FILE).is_file() and (folder / TOKENIZER_FILE).is_file()
+
+
 def unavailable(folder: Path, info: QueryEncoderInfo | None) -> str | None:
     """Why searches of the index in ``folder`` need torch, or None when the ONNX encoder is usable."""
     if info is None:
         return "the index has no ONNX export yet; its next `searcher index` run exports the model"
     if info.kind == "torch":
         return info.reason
-    if not (folder / ONNX_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
+    if not exported(folder):
         return f"{ONNX_FILE} or {TOKENIZER_FILE} is missing from the index folder"
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed (pip install onnxruntime)"
@@ -132,8 +137,9 @@ def load_query_encoder(folder: Path, info: QueryEncoderInfo, dim: int, threads: 
     try:
         return _load(str(folder), info, dim, (folder / ONNX_FILE).stat().st_mtime_ns, threads)
     except Exception as exc:  # noqa: BLE001 - a damaged file: say which and how to get past it
-        raise SearcherError(f"{folder / ONNX_FILE}: cannot load it ({_first_line(exc)}); delete it to search "
-                            "with torch, or rebuild the index") from None
+        raise SearcherError(f"{folder / ONNX_FILE} or {TOKENIZER_FILE}: cannot load them ({_first_line(exc)}); "
+                            "run `searcher index` on the index's folder to export them again, or delete them to "
+                            "search with torch") from None
 
 
 @lru_cache(maxsize=8)
