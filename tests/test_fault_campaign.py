@@ -76,8 +76,8 @@ def test_a_damaged_or_deleted_export_is_made_again_by_the_next_index_run(tmp_pat
     Searcher(idx).index(notes)
     onnx = idx / "encoder.onnx"
     os.truncate(onnx, onnx.stat().st_size // 2)
-    with pytest.raises(SearcherError, match=r"encoder.onnx or encoder.tokenizer.json: cannot load them .*; run "
-                                            r"`searcher index` on the index's folder to export them again"):
+    with pytest.raises(SearcherError, match=r"encoder.onnx or encoder.tokenizer.json: cannot load them .*; delete "
+                                            r"them: searches then use torch, and the next `searcher index` run"):
         Searcher(idx).search("how do I rotate the logs")
     (notes / "new.md").write_text("A new note about pruning apple trees in late winter.\n")
     Searcher(idx).index(notes)      # it embeds the new note: the broken export is found, and made again

@@ -138,8 +138,8 @@ def load_query_encoder(folder: Path, info: QueryEncoderInfo, dim: int, threads: 
         return _load(str(folder), info, dim, (folder / ONNX_FILE).stat().st_mtime_ns, threads)
     except Exception as exc:  # noqa: BLE001 - a damaged file: say which and how to get past it
         raise SearcherError(f"{folder / ONNX_FILE} or {TOKENIZER_FILE}: cannot load them ({_first_line(exc)}); "
-                            "run `searcher index` on the index's folder to export them again, or delete them to "
-                            "search with torch") from None
+                            "delete them: searches then use torch, and the next `searcher index` run exports them "
+                            "again") from None
 
 
 @lru_cache(maxsize=8)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import LockedError
+from ..errors import LockedError, SearcherError
 
 LOCK_FILE = "write.lock"
 # the temporary files a writer makes, named with its pid: the ONNX export (embed/onnx.py), the manifest
@@ -31,7 +31,11 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:   # a read-only file system or folder
+            raise SearcherError(f"{self.path.parent}: cannot write to the index folder ({exc.strerror}); give "
+                                "searcher write access to it, or index into another folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -175,6 +175,9 @@ def storage_error(path: Path, exc: sqlite3.Error) -> Exception:
     if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN) or (code or 0) & 0xFF == sqlite3.SQLITE_READONLY:
         return SearcherError(f"{path}: cannot open it for writing ({exc}); searcher needs write access to the index "
                              "folder, even to search (SQLite keeps its -wal and -shm files there)")
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return SearcherError(f"{path}: the database is damaged ({exc}); rebuild the index into a new folder "
+                             "(searcher index FOLDER --index NEW_FOLDER)")
     if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
         return SearcherError(f"{path}: I/O error ({exc}); check the disk, then run the command again")
     return exc
@@ -192,7 +195,7 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise storage_error(path, exc) from None
 
     @classmethod
