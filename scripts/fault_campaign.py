@@ -954,10 +954,11 @@ def main(argv: list[str] | None = None) -> int:
     c = Campaign(work, SIZES[args.size])
     try:
         box: dict = {}
-        c.case("setup", "first, fresh and incremental runs", lambda: box.setdefault("w", setup(c)) and
-               f"first run {box['w'].first_seconds:.1f}s, incremental {box['w'].incr_seconds:.1f}s; "
-               ("incremental equals fresh" if c.size["fresh"] else "reference: the uninterrupted incremental run"),
-               timeout=900)
+        def start() -> str:
+            w = box["w"] = setup(c)
+            return (f"first run {w.first_seconds:.1f}s, incremental {w.incr_seconds:.1f}s; " +
+                    ("incremental equals fresh" if c.size["fresh"] else "reference: the uninterrupted incremental run"))
+        c.case("setup", "first, fresh and incremental runs", start, timeout=900)
         if "w" in box:
             for name, section in SECTIONS.items():
                 if not args.only or name in args.only:
