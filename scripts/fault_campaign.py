@@ -76,10 +76,12 @@ class Campaign:
     work: Path
     size: dict
     rows: list[Row] = field(default_factory=list)
+    only_case: str | None = None
 
     def wants(self, name: str) -> bool:
         """Whether this size runs the case (the small size leaves some out)."""
-        return not any(name.startswith(left_out) for left_out in self.size.get("leave_out", ()))
+        return (not any(name.startswith(left_out) for left_out in self.size.get("leave_out", ()))
+                and (self.only_case is None or self.only_case in name or name.startswith("first, fresh")))
 
     def case(self, section: str, name: str, fn: Callable[[], str], timeout: float = 300) -> None:
         """Run one case: its function returns the outcome or raises ``Broken`` (or anything else:
@@ -280,7 +282,7 @@ def generation(idx: Path) -> int:
 def documents_like(idx: Path, pattern: str) -> int:
     try:
         with contextlib.closing(sqlite3.connect(f"file:{idx / 'searcher.db'}?mode=ro", uri=True, timeout=5)) as c:
-            return int(c.execute("SELECT count(*) FROM documents WHERE id LIKE ?", (pattern,)).fetchone()[0])
+            return int(c.execute("SELECT count(*) FROM documents WHERE doc_id LIKE ?", (pattern,)).fetchone()[0])
     except sqlite3.Error:
         return -1
 
@@ -945,13 +947,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="small", help="small: the test suite's run; full: docs")
     ap.add_argument("--only", nargs="*", choices=sorted(SECTIONS), help="run only these sections")
+    ap.add_argument("--case", help="run only the cases whose name holds this text (and the setup)")
     ap.add_argument("--work", type=Path, help="work folder (default: a temporary one, deleted at the end)")
     ap.add_argument("--write-docs", type=Path, help="write the table between the campaign markers of this file")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="searcher-faults-", dir=args.work))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    c = Campaign(work, SIZES[args.size])
+    c = Campaign(work, SIZES[args.size], only_case=args.case)
     try:
         box: dict = {}
         def start() -> str:
