@@ -818,7 +818,7 @@ def concurrency(c: Campaign, world: World) -> None:
         def load() -> str:
             r = run([sys.executable, str(REPO / "scripts" / "load_test.py"), "--clients", "32", "--seconds",
                      str(c.size["load_seconds"]), "--stable", "40", "--churn", "8"], timeout=900)
-            result = json.loads(r.out[r.out.index("{"): r.out.rindex("}") + 1])
+            result = json.loads(r.out[r.out.rindex("\n{") + 1: r.out.rindex("}") + 1])   # its last, indented JSON
             need(r.rc == 0 and result["errors"] == 0 and result["inconsistent"] == 0, f"load test: {r.out[-400:]}")
             return (f"{result['searches']} searches by 32 clients while {result['index_runs']} index runs and "
                     f"{result['api_batches']} API batches wrote: 0 errors, p95 {result['p95_ms']} ms")
