@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_test import QUERIES, free_port, make_corpus, paragraph, pct, unique_word
+from load_test import QUERIES, free_port, make_corpus, paragraph, pct, unique_word, wait_for_server
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -841,15 +841,7 @@ def server_abuse(c: Campaign, world: World) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     http = httpx.Client(base_url=url, timeout=60, headers=auth)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                http.get("/health")
-                break
-            except httpx.TransportError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("server did not start")
-                time.sleep(0.2)
+        wait_for_server(http, server)
         http.post("/search", json={"query": "warm up", "k": 1})
 
         def rss() -> float:
