@@ -79,6 +79,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_server(http: httpx.Client, server: subprocess.Popen, seconds: float = 180) -> None:
+    """Until the server answers /health (it loads the index first)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            http.get("/health")
+            return
+        except httpx.TransportError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("server did not start") from None
+            time.sleep(0.2)
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -134,15 +147,7 @@ def main() -> int:
     stats = Stats()
     try:
         http = httpx.Client(base_url=url, timeout=120)
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                http.get("/health")
-                break
-            except httpx.TransportError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("server did not start")
-                time.sleep(0.2)
+        wait_for_server(http, server)
 
         def run_index() -> dict:
             job = http.post("/index").json()

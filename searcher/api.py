@@ -26,7 +26,7 @@ from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, 
 from .embed.base import TextEncoder
 from .embed.encoder import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_reranker
 from .embed.models import load_model
-from .embed.onnx import QUERY_THREADS, SAMPLE_CHUNKS, OnnxQueryEncoder, load_query_encoder, unavailable
+from .embed.onnx import QUERY_THREADS, SAMPLE_CHUNKS, OnnxQueryEncoder, exported, load_query_encoder, unavailable
 from .embed.onnx import export as export_query_encoder
 from .embed.static import StaticEncoder, is_static
 from .errors import SearcherError
@@ -112,6 +112,7 @@ class Searcher:
         self._store: Store | None = None
         self._vectors: VectorStore | None = None
         self._vectors_gen = -1
+        self._export_broken = False   # this write found the index's ONNX export damaged: export it again
 
     # ---- opening -------------------------------------------------------------------------------
     @property
@@ -179,6 +180,14 @@ class Searcher:
         """For searching: the light encoder, else the torch model."""
         return self._light_encoder(config) or self._encoder_for(config)
 
+    def _export_wanted(self) -> bool:
+        """Export at the end of a write when the index has no export recorded, or its recorded one
+        is gone or did not load in this run (deleted or damaged files): the model is at hand."""
+        info = self._read_config().query_encoder
+        if info is None or self._export_broken:
+            return True
+        return info.kind == "onnx" and not exported(self.path)
+
     def _export_query_encoder(self) -> None:
         """Once per index, at the end of its first write (or the first write of an index made before
         exports existed): export the model for the light query encoder, record the outcome."""
@@ -189,7 +198,12 @@ class Searcher:
         store = self._open_store()
         with store.snapshot():
             sample = store.sample_texts(SAMPLE_CHUNKS)
-        exported = export_query_encoder(self._encoder_for(config), self.path, sample)
+        try:
+            exported = export_query_encoder(self._encoder_for(config), self.path, sample)
+        except OSError as exc:   # the machine's failure, not the model's: not recorded, the next run retries
+            raise SearcherError(f"{self.path}: the index is up to date, but exporting its model for fast searches "
+                                f"failed ({exc.strerror or exc}); searches use torch until a later `searcher "
+                                "index` run exports it (free space or fix permissions, then run it again)") from None
         self._config = update_manifest(self.path, "query_encoder", exported.to_dict())
 
     def _open_store(self) -> Store:
@@ -245,7 +259,11 @@ class Searcher:
         """The encoder for indexing: the index's checked ONNX export on every core (a run that
         changes one file never loads torch), else the local model, or a Ray cluster running it."""
         if self._ray_address is None:
-            return self._light_encoder(config, len(os.sched_getaffinity(0))) or self._encoder_for(config)
+            try:
+                return self._light_encoder(config, len(os.sched_getaffinity(0))) or self._encoder_for(config)
+            except SearcherError:   # a damaged export: index with the model, and export it again at the end
+                self._export_broken = True
+                return self._encoder_for(config)
         encoder = self._encoder_for(config)
         if self._ray_encoder is None:
             from .embed.ray_encoder import RayEncoder
@@ -288,6 +306,7 @@ class Searcher:
         export the query encoder."""
         self._check_not_a_file()
         self.path.mkdir(parents=True, exist_ok=True)
+        self._export_broken = False
         with WriterLock(self.path):
             try:
                 writer = self._writer()
@@ -304,7 +323,7 @@ class Searcher:
                 raise
             finally:
                 self._release_ray()
-            if export and self._read_config().query_encoder is None:
+            if export and self._export_wanted():
                 self._export_query_encoder()
         return result
 

@@ -18,6 +18,7 @@ from searcher.errors import SearcherError
 from searcher.store import ann, faiss_index
 from searcher.store.ann import AnnSettings, AnnSpec, choose
 from searcher.store.faiss_index import VectorIndex, saved_info
+from searcher.store.locking import WriterLock
 from searcher.store.sqlite import decode_vectors, encode_vector
 
 from .conftest import run_cli
@@ -280,9 +281,10 @@ def test_killed_mid_save_leaves_the_previous_index(tmp_path: Path):
     loaded, gen = VectorIndex.load(tmp_path, DIM)
     assert gen == 1 and len(loaded) == 500 and loaded.kind == "hnsw"
     assert set(loaded.search(data.x[0], 10)[1]) == set(data.exact(data.x[0], 10))
-    loaded.save(tmp_path, 3)                            # the next save clears what the killed one left
+    with WriterLock(tmp_path):                          # the next writer clears what the killed one left
+        loaded.save(tmp_path, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.g000000000003.faiss",
-                                                          "vectors.g000000000003.json"]
+                                                          "vectors.g000000000003.json", "write.lock"]
 
 
 def test_calibration_probes_are_short_runs_of_stored_words(tmp_path: Path, tiny_model: Path):

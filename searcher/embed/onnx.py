@@ -11,6 +11,7 @@ Only numpy is imported at module level; onnxruntime and tokenizers load with the
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -114,13 +115,18 @@ class OnnxQueryEncoder:
         return blind_share(enc.ids, enc.tokens, self._unk)
 
 
+def exported(folder: Path) -> bool:
+    """Whether both files of an export are in ``folder`` (whether they load is another matter)."""
+    return (folder / ONNX_FILE).is_file() and (folder / TOKENIZER_FILE).is_file()
+
+
 def unavailable(folder: Path, info: QueryEncoderInfo | None) -> str | None:
     """Why searches of the index in ``folder`` need torch, or None when the ONNX encoder is usable."""
     if info is None:
         return "the index has no ONNX export yet; its next `searcher index` run exports the model"
     if info.kind == "torch":
         return info.reason
-    if not (folder / ONNX_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
+    if not exported(folder):
         return f"{ONNX_FILE} or {TOKENIZER_FILE} is missing from the index folder"
     if importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed (pip install onnxruntime)"
@@ -133,8 +139,9 @@ def load_query_encoder(folder: Path, info: QueryEncoderInfo, dim: int, threads: 
     try:
         return _load(str(folder), info, dim, (folder / ONNX_FILE).stat().st_mtime_ns, threads)
     except Exception as exc:  # noqa: BLE001 - a damaged file: say which and how to get past it
-        raise SearcherError(f"{folder / ONNX_FILE}: cannot load it ({_first_line(exc)}); delete it to search "
-                            "with torch, or rebuild the index") from None
+        raise SearcherError(f"{folder / ONNX_FILE} or {TOKENIZER_FILE}: cannot load them ({_first_line(exc)}); "
+                            "delete them: searches then use torch, and the next `searcher index` run exports them "
+                            "again") from None
 
 
 @lru_cache(maxsize=8)
@@ -145,7 +152,9 @@ def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: int, threads: in
 def export(encoder: Exportable, folder: Path, sample: Sequence[str]) -> QueryEncoderInfo:
     """Export ``encoder`` into ``folder`` and check it against torch on the built-in texts plus
     ``sample``; the files are put in place only when the check passes. Never raises for a model
-    that cannot be exported: the returned record then says why, and search keeps using torch."""
+    that cannot be exported: the returned record then says why, and search keeps using torch. A
+    failure of the machine rather than the model (a full disk, ``transient``) raises its OSError,
+    so that it is not recorded and the next run exports again."""
     pid = os.getpid()
     tmp_onnx, tmp_tok = folder / f".{ONNX_FILE}.{pid}.tmp", folder / f".{TOKENIZER_FILE}.{pid}.tmp"
     texts = [*CHECK_TEXTS, *sample]
@@ -159,7 +168,9 @@ def export(encoder: Exportable, folder: Path, sample: Sequence[str]) -> QueryEnc
             return QueryEncoderInfo("torch", "onnxruntime is not installed (pip install onnxruntime)")
         try:
             tmp_onnx.write_bytes(encoder.onnx_model())
-        except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch", with its reason
+        except Exception as exc:  # any exporter failure but the machine's means "use torch", with its reason
+            if transient(exc):
+                raise
             return QueryEncoderInfo("torch", f"the model could not be exported to ONNX: {_first_line(exc)}")
         tmp_tok.write_text(encoder.tokenizer_json(), encoding="utf-8")
         light = OnnxQueryEncoder(tmp_onnx, tmp_tok, encoder.dim, encoder.unk_token_id)
@@ -178,6 +189,16 @@ def export(encoder: Exportable, folder: Path, sample: Sequence[str]) -> QueryEnc
     finally:
         tmp_onnx.unlink(missing_ok=True)
         tmp_tok.unlink(missing_ok=True)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of the machine that a later run may not meet: no space, no
+    permission, an I/O error, too many open files, no memory."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno in _TRANSIENT)
+
+
+_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EMFILE,
+              errno.ENFILE, errno.ENOMEM}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -57,6 +57,11 @@ def check_query(query: str, options: SearchOptions) -> str:
     """Refuse what cannot be answered, with a message that says what to change."""
     if not isinstance(query, str) or not query.strip():
         raise SearcherError("the query is empty: give some words to search for")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:   # lone surrogates: JSON "\ud800", or a command-line argument in no valid encoding
+        raise SearcherError("the query is not valid Unicode text (it holds lone surrogate code points); "
+                            "send it as UTF-8") from None
     k = options.k
     if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k > MAX_K:
         raise SearcherError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")

@@ -293,8 +293,6 @@ class VectorIndex:
             m = _FILE.match(old.name)
             if m and int(m.group(1)) < generation:
                 old.unlink(missing_ok=True)
-        for stale in folder.glob(".vectors.g*.tmp"):   # left by a writer that died mid-save (we hold the lock)
-            stale.unlink(missing_ok=True)
         self._dirty = False
         return final
 

@@ -168,6 +168,23 @@ def decode_vectors(blobs: Sequence[bytes], dim: int, dtype: str) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").reshape(len(blobs), dim)
 
 
+def storage_error(path: Path, exc: sqlite3.Error) -> Exception:
+    """A failure of the disk under the database, worded as what to do about it (else ``exc``)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return SearcherError(f"{path}: the disk is full ({exc}); free space and run the command again: everything "
+                             "committed before is kept")
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN) or (code or 0) & 0xFF == sqlite3.SQLITE_READONLY:
+        return SearcherError(f"{path}: cannot open it for writing ({exc}); searcher needs write access to the index "
+                             "folder, even to search (SQLite keeps its -wal and -shm files there)")
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return SearcherError(f"{path}: the database is damaged ({exc}); rebuild the index into a new folder "
+                             "(searcher index FOLDER --index NEW_FOLDER)")
+    if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
+        return SearcherError(f"{path}: I/O error ({exc}); check the disk, then run the command again")
+    return exc
+
+
 @dataclass(frozen=True)
 class AnalysisChunk:
     """A stored chunk as the analyses need it: its document, text and keyword terms."""
@@ -189,10 +206,13 @@ class Store:
         self.path = path
         self.dim = dim
         self.dtype = dtype     # how embeddings.vector is encoded (the manifest's vectors.dtype)
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise storage_error(path, exc) from None
 
     @classmethod
     def open(cls, path: Path, dim: int, dtype: str = "float32") -> Store:
@@ -227,10 +247,13 @@ class Store:
         self.conn.execute(f"BEGIN {mode}")
         try:
             yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise storage_error(self.path, exc) from None
             raise
-        self.conn.execute("COMMIT")
 
     @contextmanager
     def write(self, new_generation: bool = True) -> Iterator[int]:
