@@ -330,8 +330,8 @@ def serve(
     DELETE /documents/{id}, POST /index, GET /info, GET /files."""
     def go() -> None:
         try:
-            from .server import Limits
             from .server import serve as run_server
+            from .server_state import Limits
         except ImportError as exc:
             raise SearcherError(f"the server needs the 'server' extra: pip install 'searcher[server]' ({exc})")
         limits = Limits(max_query_chars=max_query_chars, max_k=max_k, max_batch=max_batch,
