@@ -463,51 +463,13 @@ class Searcher:
         store = self._open_store()
         exclude = None
         if file is not None:
-            vectors, terms = self._file_vectors(Path(file).expanduser(), config)
+            encoder = self._light_encoder(config) or self._encoder_for(config)
+            vectors, terms = analyze_similar.file_vectors(Path(file).expanduser(), encoder, config.chunking)
         with store.snapshot():
             if target is not None:
-                vectors, terms, exclude = self._target_vectors(store, str(target))
+                vectors, terms, exclude = analyze_similar.target_vectors(store, str(target), self.path)
             return analyze_similar.similar(store, self._synced_vectors(store), vectors, terms, k,
                                            as_filters(filters), exclude)
-
-    def _target_vectors(self, store: Store, target: str) -> tuple[Any, list[str], str]:
-        """Chunk vectors, keyword terms and document id of an indexed document or chunk."""
-        candidates = [target] + ([str(Path(target).expanduser().resolve())] if not target.startswith("/") else [])
-        for doc_id in candidates:
-            chunks, vectors = store.analysis_chunks(doc_ids=[doc_id])
-            if chunks:
-                return vectors, " ".join(c.terms for c in chunks).split(), doc_id
-        doc_id, _, number = target.rpartition("#")
-        if doc_id and number.isdigit():
-            for d in [doc_id] + ([str(Path(doc_id).expanduser().resolve())] if not doc_id.startswith("/") else []):
-                chunks, vectors = store.analysis_chunks(doc_ids=[d])
-                picked = [i for i, c in enumerate(chunks) if c.ord == int(number)]
-                if picked:
-                    return vectors[picked], chunks[picked[0]].terms.split(), d
-                if chunks:
-                    raise SearcherError(f"similar: document {d} has chunks 0..{len(chunks) - 1}, not {number}")
-        raise SearcherError(f"similar: '{target}' is not an indexed document id or path (nor ID#chunk) "
-                            f"in {self.path}; see `searcher files`, or pass a file that is not indexed with --file")
-
-    def _file_vectors(self, path: Path, config: IndexConfig) -> tuple[Any, list[str]]:
-        """A file read, chunked and embedded as indexing would, not stored."""
-        from .ingest.chunking import chunk_document
-        from .ingest.readers import kind_of
-        from .ingest.walk import FileEntry, Unreadable, read_document
-        from .store.keyword import terms
-
-        if not path.is_file():
-            raise SearcherError(f"similar --file {path}: no such file")
-        try:
-            doc = read_document(FileEntry(path.resolve(), path.stat().st_size, path.stat().st_mtime_ns,
-                                          kind_of(path.name) or "text"))
-        except Unreadable as exc:
-            raise SearcherError(f"similar --file {path}: cannot be read ({exc})") from None
-        encoder = self._light_encoder(config) or self._encoder_for(config)
-        chunks = chunk_document(doc.text, doc.blocks, encoder.token_spans, config.chunking)
-        if not chunks:
-            raise SearcherError(f"similar --file {path}: has no text to compare")
-        return encoder.encode([c.text for c in chunks]), [t for c in chunks for t in terms(c.text)]
 
     def duplicates(self, *, tiers: Sequence[str] = analyze_duplicates.TIERS, chunks: bool = False,
                    threshold: float | None = None, near_threshold: float | None = None,

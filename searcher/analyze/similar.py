@@ -13,12 +13,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from ..embed.base import TextEncoder
 from ..errors import SearcherError
+from ..ingest.chunking import ChunkingConfig, chunk_document
+from ..ingest.readers import kind_of
+from ..ingest.walk import FileEntry, Unreadable, read_document
 from ..records import Filters, Similar
 from ..search.fusion import zscore
+from ..store.keyword import terms as index_terms
 from ..store.protocol import VectorStore
 from ..store.sqlite import Store
 from .units import documents, first_line
@@ -69,3 +75,38 @@ def similar(store: Store, vectors: VectorStore, query_vectors: np.ndarray, query
     fused = zscore([(DENSE_WEIGHT, dense), (1.0, sorted(best.items(), key=lambda x: -x[1]))])
     return [Similar(units.ids[i], units.paths[i], round(s, 4), round(float(cosine[i]), 4),
                     first_line(units.texts[i])) for i, s in fused[:k]]
+
+
+def target_vectors(store: Store, target: str, index: Path) -> tuple[np.ndarray, list[str], str]:
+    """Chunk vectors, keyword terms and document id of an indexed document (id or path) or chunk (``ID#n``)."""
+    candidates = [target] + ([str(Path(target).expanduser().resolve())] if not target.startswith("/") else [])
+    for doc_id in candidates:
+        chunks, vectors = store.analysis_chunks(doc_ids=[doc_id])
+        if chunks:
+            return vectors, " ".join(c.terms for c in chunks).split(), doc_id
+    doc_id, _, number = target.rpartition("#")
+    if doc_id and number.isdigit():
+        for d in [doc_id] + ([str(Path(doc_id).expanduser().resolve())] if not doc_id.startswith("/") else []):
+            chunks, vectors = store.analysis_chunks(doc_ids=[d])
+            picked = [i for i, c in enumerate(chunks) if c.ord == int(number)]
+            if picked:
+                return vectors[picked], chunks[picked[0]].terms.split(), d
+            if chunks:
+                raise SearcherError(f"similar: document {d} has chunks 0..{len(chunks) - 1}, not {number}")
+    raise SearcherError(f"similar: '{target}' is not an indexed document id or path (nor ID#chunk) "
+                        f"in {index}; see `searcher files`, or pass a file that is not indexed with --file")
+
+
+def file_vectors(path: Path, encoder: TextEncoder, chunking: ChunkingConfig) -> tuple[np.ndarray, list[str]]:
+    """A file read, chunked and embedded as indexing would, not stored."""
+    if not path.is_file():
+        raise SearcherError(f"similar --file {path}: no such file")
+    try:
+        doc = read_document(FileEntry(path.resolve(), path.stat().st_size, path.stat().st_mtime_ns,
+                                      kind_of(path.name) or "text"))
+    except Unreadable as exc:
+        raise SearcherError(f"similar --file {path}: cannot be read ({exc})") from None
+    chunks = chunk_document(doc.text, doc.blocks, encoder.token_spans, chunking)
+    if not chunks:
+        raise SearcherError(f"similar --file {path}: has no text to compare")
+    return encoder.encode([c.text for c in chunks]), [t for c in chunks for t in index_terms(c.text)]

@@ -7,19 +7,54 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
-from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperCommand
 
 from ..errors import SearcherError
-from . import output
+from . import cli_analyze, output
+from .cli_options import (
+    AnnChoice,
+    BeforeOpt,
+    Command,
+    DtypeChoice,
+    ExtOpt,
+    FeedbackOpt,
+    FusionChoice,
+    FusionOpt,
+    HiddenOpt,
+    IndexOpt,
+    JsonOpt,
+    MaxFileSizeOpt,
+    MetaOpt,
+    MilvusCaOpt,
+    MilvusCollectionOpt,
+    MilvusIndexOpt,
+    MilvusServerNameOpt,
+    MilvusTokenOpt,
+    MilvusUriOpt,
+    ModeChoice,
+    ModelOpt,
+    NameOpt,
+    NoIgnoreOpt,
+    PathOpt,
+    PrecisionOpt,
+    ProgressChoice,
+    ProgressOpt,
+    QuietOpt,
+    SinceOpt,
+    StoreChoice,
+    TypeOpt,
+    filters_from,
+    parse_size,
+    run,
+    searcher_for,
+    store_config,
+    walk_options,
+)
 
 app = typer.Typer(
     help="Index a folder of your documents and search it by meaning, locally.",
@@ -27,141 +62,9 @@ app = typer.Typer(
     rich_markup_mode=None,   # plain help: switches without a type, -k before --top, words wrapped whole
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-T = TypeVar("T")
 
 
-class _Command(TyperCommand):
-    """Usage lines as click writes them: ``searcher index [OPTIONS] FOLDER``, not ``{FOLDER}``."""
-
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        return [re.sub(r"^\{(.*?)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
-
-
-IndexOpt = Annotated[Optional[Path], typer.Option(
-    "--index", "-i", help="Index folder to use (default: the index named by --name).", show_default=False, metavar="PATH")]
-NameOpt = Annotated[str, typer.Option(
-    "--name", "-n", help="Name of an index under the default indexes folder ($SEARCHER_INDEXES, or the "
-    "repository's indexes/).", metavar="NAME")]
-ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="sentence-transformers model name or local path, 'static' (a token table distilled "
-    "once from the default model: far faster indexing, lower quality; docs/static.md) or a Model2Vec folder "
-    "(default: the model that built the index; for a new index all-MiniLM-L6-v2, shipped offline).",
-    show_default=False, metavar="MODEL")]
-PrecisionOpt = Annotated[Optional[str], typer.Option(
-    help="Encoder arithmetic: float32 (default) or int8 (about 2x faster indexing, slightly lower quality; "
-    "see docs/benchmarks.md). Fixed when the index is created.", show_default=False, metavar="float32|int8")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")]
-
-
-class ProgressChoice(str, Enum):
-    auto = "auto"
-    bar = "bar"
-    plain = "plain"
-    none = "none"
-
-
-ProgressOpt = Annotated[ProgressChoice, typer.Option(
-    "--progress", help="auto: a bar on a terminal, else a plain line every few seconds (logs, pipes); or "
-    "bar, plain, none.")]
-
-
-class StoreChoice(str, Enum):
-    faiss = "faiss"
-    milvus = "milvus"
-
-
-MilvusUriOpt = Annotated[Optional[str], typer.Option(
-    help="Milvus to keep the vectors in: a milvus-lite file (vectors.db), http://HOST:19530, or a cluster's "
-    "address (https:// for TLS).", show_default=False, metavar="URI")]
-MilvusCollectionOpt = Annotated[Optional[str], typer.Option(
-    help="Milvus collection for this index's vectors (default: a new searcher_<id>).", show_default=False, metavar="NAME")]
-MilvusIndexOpt = Annotated[Optional[str], typer.Option(
-    help="Milvus index type: FLAT (exact), HNSW, IVF_FLAT or AUTOINDEX (default: FLAT on milvus-lite, HNSW on "
-    "a server).", show_default=False, metavar="TYPE")]
-MilvusTokenOpt = Annotated[Optional[str], typer.Option(
-    envvar="SEARCHER_MILVUS_TOKEN", help="Milvus token ('user:password' or an API key); never written to the "
-    "index. Searches read $SEARCHER_MILVUS_TOKEN.", show_default=False, metavar="TOKEN")]
-MilvusCaOpt = Annotated[Optional[Path], typer.Option(
-    help="TLS: PEM file of the Milvus server's certificate or its CA (turns TLS on).", show_default=False, metavar="PEM")]
-MilvusServerNameOpt = Annotated[Optional[str], typer.Option(
-    help="TLS: the name the Milvus server's certificate was issued for.", show_default=False, metavar="NAME")]
-
-
-def _store_config(kind: StoreChoice | None, uri: str | None, collection: str | None, index_type: str | None,
-                  ca: Path | None, server_name: str | None):
-    """The vector store the options ask for (``--milvus-uri`` alone means Milvus), or None for no choice."""
-    from ..store.protocol import VectorStoreConfig, milvus_config
-
-    if kind is None and uri is None:
-        return None
-    if kind is StoreChoice.faiss:
-        if uri is not None:
-            raise SearcherError("--milvus-uri goes with --vector-store milvus, not faiss")
-        return VectorStoreConfig()
-    return milvus_config(uri, collection, index_type, str(ca) if ca else None, server_name)
-
-
-def _searcher(index: Path | None, name: str, model: str | None = None, **kw: Any):
-    from ..api import Searcher, default_index_root
-
-    if not re.fullmatch(r"[\w.-]+", name) or name in (".", ".."):
-        raise SearcherError(f"--name '{name}': use letters, digits, '.', '-' or '_' only")
-    return Searcher(index if index is not None else default_index_root() / name, model=model, **kw)
-
-
-def _run(action: Callable[[], T]) -> T:
-    """Turn expected failures into one line on stderr and an exit status."""
-    try:
-        return action()
-    except SearcherError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted: the index keeps every batch committed before the interrupt; "
-                   "run the same command again to finish", err=True)
-        raise typer.Exit(130) from None
-
-
-def _parse_size(text: str, option: str = "--max-file-size") -> int:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", text.lower())
-    if not m:
-        raise SearcherError(f"{option} '{text}': give a size such as 500000, 800KB or 20MB")
-    unit = (m.group(2) or "").rstrip("b").rstrip("i")
-    return int(float(m.group(1)) * 1024 ** " kmgt".index(unit or " "))
-
-
-class AnnChoice(str, Enum):
-    auto = "auto"
-    flat = "flat"
-    hnsw = "hnsw"
-    ivf = "ivf"
-    ivfpq = "ivfpq"
-
-
-class DtypeChoice(str, Enum):
-    float32 = "float32"
-    float16 = "float16"
-    int8 = "int8"
-
-
-ExtOpt = Annotated[Optional[list[str]], typer.Option(
-    "--ext", help="Also read as plain text the files with this extension or name: --ext .dat, --ext RBASH, "
-    "--ext 'notes-*' (repeatable). Files whose name gives no type are read anyway when their content is "
-    "text; this is for names of binary types (.bin, .db...) that hold text.", metavar="SUFFIX|NAME")]
-MaxFileSizeOpt = Annotated[str, typer.Option(help="Skip files larger than this.", metavar="SIZE")]
-HiddenOpt = Annotated[bool, typer.Option("--hidden", help="Also read hidden files and folders.")]
-NoIgnoreOpt = Annotated[bool, typer.Option("--no-ignore", help="Do not honour .gitignore and .searcherignore files.")]
-
-
-def _walk_options(ext: list[str] | None, max_file_size: str, hidden: bool, no_ignore: bool):
-    """What to read of a folder, from the options ``index`` and ``watch`` share."""
-    from ..ingest.walk import WalkOptions
-
-    return WalkOptions(max_bytes=_parse_size(max_file_size), hidden=hidden, ignore_files=not no_ignore).reading(ext or [])
-
-
-@app.command(cls=_Command)
+@app.command(cls=Command)
 def index(
     folder: Annotated[Path, typer.Argument(help="Folder (or single file) to index.", metavar="FOLDER", show_default=False)],
     index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
@@ -204,10 +107,10 @@ def index(
     read (each is listed with its reason; the rest is indexed), 1 on an error or, with --strict,
     when any file could not be read. Files of other types (images...) are listed, not counted."""
     def go() -> None:
-        options = _walk_options(ext, max_file_size, hidden, no_ignore)
-        store = _store_config(vector_store, milvus_uri, milvus_collection, milvus_index, milvus_ca,
+        options = walk_options(ext, max_file_size, hidden, no_ignore)
+        store = store_config(vector_store, milvus_uri, milvus_collection, milvus_index, milvus_ca,
                               milvus_server_name)
-        s = _searcher(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
+        s = searcher_for(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
                       batch_size=batch_size, vector_store=store, milvus_token=milvus_token, ray_address=ray_address,
                       precision=precision, ann=ann.value if ann else None,
                       vector_dtype=vector_dtype.value if vector_dtype else None, memory_budget=memory_budget)
@@ -220,7 +123,7 @@ def index(
         elif not quiet:
             output.print_summary(report, s.path)
         return report
-    report = _run(go)
+    report = run(go)
     if report.failures:
         if strict:
             typer.echo(f"error: {len(report.failures)} file{'s' * (len(report.failures) != 1)} could not be "
@@ -231,48 +134,7 @@ def index(
         raise typer.Exit(3)
 
 
-class ModeChoice(str, Enum):
-    hybrid = "hybrid"
-    dense = "dense"
-    keyword = "keyword"
-
-
-class FusionChoice(str, Enum):
-    zscore = "zscore"
-    rrf = "rrf"
-
-
-FusionOpt = Annotated[FusionChoice, typer.Option(
-    help="hybrid mode: zscore (weighted sum of standardised scores) or rrf (reciprocal rank fusion).")]
-FeedbackOpt = Annotated[bool, typer.Option(
-    "--feedback/--no-feedback", help="hybrid mode: move the dense query towards the best first-pass results.")]
-
-
-PathOpt = Annotated[Optional[str], typer.Option(
-    help="Only files whose path matches this glob, e.g. 'docs/*.md' ('*' crosses folders).", show_default=False,
-    metavar="GLOB")]
-TypeOpt = Annotated[Optional[list[str]], typer.Option(
-    "--type", "-t", help="Only files with this extension, e.g. -t md -t py (repeatable).", show_default=False,
-    metavar="EXT")]
-SinceOpt = Annotated[Optional[str], typer.Option(
-    help="Only documents modified at or after this date: 2026-01-31, 2026-01-31T12:00 or 7d / 12h / 2w ago.",
-    show_default=False, metavar="WHEN")]
-BeforeOpt = Annotated[Optional[str], typer.Option(
-    help="Only documents modified before this date (same forms as --since).", show_default=False, metavar="WHEN")]
-MetaOpt = Annotated[Optional[list[str]], typer.Option(
-    help="Only documents whose metadata has KEY=VALUE (repeatable; VALUE read as JSON when it parses).",
-    show_default=False, metavar="KEY=VALUE")]
-
-
-def _filters(path: str | None, types: list[str] | None, since: str | None, before: str | None,
-             meta: list[str] | None):
-    from ..records import Filters
-
-    return Filters(path=path, types=tuple(types or ()), modified_after=_parse_when(since, "--since"),
-                   modified_before=_parse_when(before, "--before"), metadata=_parse_meta(meta or []))
-
-
-@app.command(cls=_Command)
+@app.command(cls=Command)
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your own words.", metavar="QUERY", show_default=False)],
     k: Annotated[int, typer.Option("-k", "--top", help="Number of results.", metavar="N")] = 10,
@@ -301,8 +163,8 @@ def search(
     from ..search.snippets import make_snippet
 
     def go() -> None:
-        hits = _searcher(index, name, model).search(query, k=k, mode=mode.value,
-                                                     filters=_filters(path, type_, since, before, meta),
+        hits = searcher_for(index, name, model).search(query, k=k, mode=mode.value,
+                                                     filters=filters_from(path, type_, since, before, meta),
                                                      group_by_file=group_by_file, min_score=min_score, rerank=rerank,
                                                      fusion=fusion.value, feedback=feedback)
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -317,41 +179,10 @@ def search(
                 typer.echo(f"     also in: {', '.join(output.where(p) for p in h.also)}")
         if not hits and not json_out:
             typer.echo("no results", err=True)
-    _run(go)
+    run(go)
 
 
-def _parse_when(text: str | None, option: str) -> float | None:
-    """A date, a date and time (local time), or an age such as 7d / 12h / 2w / 30m, as POSIX seconds."""
-    if text is None:
-        return None
-    import datetime as dt
-    import time
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", text.lower())
-    if m:
-        return time.time() - float(m.group(1)) * {"m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
-    try:
-        return dt.datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise SearcherError(f"{option} '{text}': give a date like 2026-01-31, 2026-01-31T12:00, or an age "
-                            "like 7d, 12h, 2w") from None
-
-
-def _parse_meta(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SearcherError(f"--meta '{pair}': write KEY=VALUE, e.g. --meta team=infra")
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = value
-        out.setdefault(key, []).append(parsed)
-    return {key: v[0] if len(v) == 1 else v for key, v in out.items()}
-
-
-@app.command("eval", cls=_Command)
+@app.command("eval", cls=Command)
 def eval_(
     collection: Annotated[Path, typer.Argument(
         help="Folder with corpus.jsonl[.gz] ({_id, title, text} per line), queries.jsonl[.gz] ({_id, text}) and "
@@ -372,7 +203,7 @@ def eval_(
         modes = MODES if mode == "all" else (mode,)
         if any(m not in MODES for m in modes):
             raise SearcherError(f"--mode '{mode}': choose dense, keyword, hybrid or all")
-        s = _searcher(index, name or f"eval-{collection.resolve().name}", model, precision=precision)
+        s = searcher_for(index, name or f"eval-{collection.resolve().name}", model, precision=precision)
         with output.progress(output.progress_style(progress_choice.value, quiet)) as progress:
             results = s.evaluate(collection, modes, progress=progress, fusion=fusion.value, feedback=feedback)
         if json_out:
@@ -383,16 +214,16 @@ def eval_(
         for m, r in results.items():
             typer.echo(f"{m:<8} {r['ndcg@10']:>8.4f} {r['recall@100']:>7.4f} {r['mrr@10']:>7.4f} "
                        f"{r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f}  {r['queries']}")
-    _run(go)
+    run(go)
 
 
-@app.command(cls=_Command)
+@app.command(cls=Command)
 def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
          files: Annotated[bool, typer.Option(
              "--files", help="List the indexed files and the files skipped, with the reason.")] = False) -> None:
     """Show what an index holds: files, chunks, model, index type and size on disk."""
     def go() -> None:
-        s = _searcher(index, name)
+        s = searcher_for(index, name)
         data = s.info()
         if files:
             data |= s.files()
@@ -425,10 +256,10 @@ def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = 
                                      f"min cosine to torch {qe['min_cosine']:.7f})" if qe["active"] == "onnx"
                                      else f"torch, because {qe['why_torch']}"))
         typer.echo(f"disk:       {data['disk_bytes'] / 2**20:.1f} MiB")
-    _run(go)
+    run(go)
 
 
-@app.command(cls=_Command)
+@app.command(cls=Command)
 def delete(
     ids: Annotated[list[str], typer.Argument(help="Document ids (an indexed file's path, or an id given to "
                                                    "add()).", metavar="ID", show_default=False)],
@@ -436,16 +267,16 @@ def delete(
 ) -> None:
     """Remove documents from an index by id."""
     def go() -> None:
-        s = _searcher(index, name)
+        s = searcher_for(index, name)
         resolved = [str(Path(i).resolve()) if Path(i).exists() else i for i in ids]
         n = s.delete(resolved)
         typer.echo(f"{n} of {len(ids)} documents removed")
         if n < len(ids):
             raise typer.Exit(1)
-    _run(go)
+    run(go)
 
 
-@app.command(cls=_Command)
+@app.command(cls=Command)
 def migrate(
     to: Annotated[StoreChoice, typer.Option(help="The vector store to move the index's vectors to.")],
     index: IndexOpt = None, name: NameOpt = "default",
@@ -456,17 +287,17 @@ def migrate(
     """Move an index's vectors between FAISS and Milvus without re-embedding (copied from the index's
     database); searches use the new store once the copy is complete, then the old one is deleted."""
     def go() -> None:
-        target = _store_config(to, milvus_uri, milvus_collection, milvus_index, milvus_ca, milvus_server_name)
-        s = _searcher(index, name, milvus_token=milvus_token)
+        target = store_config(to, milvus_uri, milvus_collection, milvus_index, milvus_ca, milvus_server_name)
+        s = searcher_for(index, name, milvus_token=milvus_token)
         result = s.migrate(target)
         typer.echo(output.json_line(result) if json_out else
                    f"moved {result['vectors']} vectors in {result['seconds']:.1f}s: {result['from']} → {result['to']}")
         if result["old_store_left"] and not json_out:
             typer.echo(f"warning: the old vectors were not deleted: {result['old_store_left']}", err=True)
-    _run(go)
+    run(go)
 
 
-@app.command(cls=_Command)
+@app.command(cls=Command)
 def serve(
     index: Annotated[list[Path], typer.Option(
         "--index", "-i", help="Index folder to serve (repeatable; the first is the default; a request names "
@@ -499,19 +330,19 @@ def serve(
     DELETE /documents/{id}, POST /index, GET /info, GET /files."""
     def go() -> None:
         try:
-            from .server import Limits
             from .server import serve as run_server
+            from .server_state import Limits
         except ImportError as exc:
             raise SearcherError(f"the server needs the 'server' extra: pip install 'searcher[server]' ({exc})")
         limits = Limits(max_query_chars=max_query_chars, max_k=max_k, max_batch=max_batch,
-                        max_body_bytes=_parse_size(max_body, "--max-body"), readers=readers)
+                        max_body_bytes=parse_size(max_body, "--max-body"), readers=readers)
         run_server(index, folder or [], host=host, port=port, token=token, limits=limits, model=model,
                    rerankers=rerank or [], log_level=log_level, watch=watch or [], open_page=open_page)
-    _run(go)
+    run(go)
 
 
-# ---- searcher watch (issue 17) ------------------------------------------------------------------
-@app.command(cls=_Command)
+
+@app.command(cls=Command)
 def watch(
     folder: Annotated[Path, typer.Argument(help="Folder to keep the index in step with.", metavar="FOLDER",
                                            show_default=False)],
@@ -527,8 +358,8 @@ def watch(
     from ..watch import DEBOUNCE_MS, FolderWatcher, WatchRun
 
     def go() -> None:
-        options = _walk_options(ext, max_file_size, hidden, no_ignore)
-        s = _searcher(index, name, model)
+        options = walk_options(ext, max_file_size, hidden, no_ignore)
+        s = searcher_for(index, name, model)
         root = folder.expanduser().resolve()
 
         def on_run(run: WatchRun) -> None:
@@ -563,11 +394,11 @@ def watch(
                 typer.echo("stopped watching; the index holds every finished run", err=True)
         finally:
             s.close()
-    _run(go)
-# ---- end of searcher watch ---------------------------------------------------------------------
+    run(go)
 
 
-@app.command(cls=_Command)
+
+@app.command(cls=Command)
 def mcp(
     index: Annotated[list[Path], typer.Option(
         "--index", "-i", help="Index folder to expose (repeatable; the first is the default).", show_default=False, metavar="PATH")],
@@ -582,148 +413,11 @@ def mcp(
         except ImportError as exc:
             raise SearcherError(f"MCP needs the 'mcp' extra: pip install 'searcher[mcp]' ({exc})")
         run_stdio(index, folder or [], model=model)
-    _run(go)
+    run(go)
 
 
-# ---- analyze: similar, duplicates, outliers, topics, map (docs/analyze.md) ------------------------
-KOpt = Annotated[int, typer.Option("-k", "--top", help="Number of documents to show.", metavar="N")]
-
-
-def _label(doc_id: str, path: str | None) -> str:
-    return output.display(path) if path else doc_id
-
-
-@app.command(cls=_Command)
-def similar(
-    target: Annotated[Optional[str], typer.Argument(
-        help="An indexed document: its path or id, or one chunk as ID#N.", show_default=False, metavar="DOCUMENT")] = None,
-    file: Annotated[Optional[Path], typer.Option(
-        "--file", help="Compare a file that need not be indexed (read, chunked and embedded like any file).",
-        show_default=False, metavar="PATH")] = None,
-    k: KOpt = 10,
-    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
-    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
-) -> None:
-    """Documents like a given one (meaning and shared rare words), most alike first."""
-    def go() -> None:
-        found = _searcher(index, name).similar(target, k, file=file, filters=_filters(path, type_, since, before, meta))
-        for rank, d in enumerate(found, 1):
-            if json_out:
-                typer.echo(output.json_line({"rank": rank, **d.to_dict()}))
-            else:
-                typer.echo(f"{rank:>3}  {d.score:6.3f}  cos {d.cosine:.3f}  {_label(d.id, d.path)}\n       {d.title}")
-        if not found and not json_out:
-            typer.echo("no similar documents", err=True)
-    _run(go)
-
-
-class TierChoice(str, Enum):
-    exact = "exact"
-    near = "near"
-    semantic = "semantic"
-
-
-@app.command(cls=_Command)
-def duplicates(
-    tier: Annotated[Optional[list[TierChoice]], typer.Option(
-        help="Only these tiers (repeatable): exact (same text), near (edited copies), semantic (same meaning).",
-        show_default=False)] = None,
-    chunks: Annotated[bool, typer.Option("--chunks", help="Compare chunks instead of whole documents.")] = False,
-    threshold: Annotated[Optional[float], typer.Option(
-        help="Semantic tier: pairs scoring at least this, 0..1 (default 0.55, measured on MRPC).",
-        show_default=False, metavar="SCORE")] = None,
-    near_threshold: Annotated[Optional[float], typer.Option(
-        help="Near tier: share of the shorter text's word 3-grams found in the other, 0..1 (default 0.6).",
-        show_default=False, metavar="SCORE")] = None,
-    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
-    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
-) -> None:
-    """Groups of documents that say the same thing, each pair with its tier and score."""
-    def go() -> None:
-        groups = _searcher(index, name).duplicates(
-            tiers=[t.value for t in tier] if tier else ("exact", "near", "semantic"), chunks=chunks,
-            threshold=threshold, near_threshold=near_threshold, filters=_filters(path, type_, since, before, meta))
-        for n, g in enumerate(groups, 1):
-            if json_out:
-                typer.echo(output.json_line({"group": n, **g.to_dict()}))
-                continue
-            typer.echo(f"group {n}: {len(g.ids)} {'chunks' if chunks else 'documents'}, {g.tier}")
-            names = dict(zip(g.ids, g.paths))
-            for p in g.pairs:
-                typer.echo(f"  {p.tier:<8} {p.score:.3f}  {_label(p.a, names[p.a] if not chunks else None)}"
-                           f"  ~  {_label(p.b, names[p.b] if not chunks else None)}")
-        if not groups and not json_out:
-            typer.echo("no duplicates", err=True)
-    _run(go)
-
-
-@app.command(cls=_Command)
-def outliers(
-    k: KOpt = 10,
-    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
-    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
-) -> None:
-    """The documents least like the rest; score 2.0 = twice as far from the rest as a typical document."""
-    def go() -> None:
-        found = _searcher(index, name).outliers(k, filters=_filters(path, type_, since, before, meta))
-        for rank, o in enumerate(found, 1):
-            if json_out:
-                typer.echo(output.json_line({"rank": rank, **o.to_dict()}))
-            else:
-                typer.echo(f"{rank:>3}  {o.score:5.2f}x  {_label(o.id, o.path)}\n       {o.title}\n"
-                           f"       nearest: {o.nearest} (cos {o.nearest_cosine:.3f})")
-    _run(go)
-
-
-TopicsOpt = Annotated[Optional[int], typer.Option(
-    "--topics", help="How many topics (default: chosen by silhouette, 2 to 12).", show_default=False, metavar="N")]
-
-
-@app.command(cls=_Command)
-def topics(
-    n: TopicsOpt = None,
-    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
-    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
-) -> None:
-    """The collection's topics: size, distinctive words and the most central documents."""
-    def go() -> None:
-        for t in _searcher(index, name).topics(n, filters=_filters(path, type_, since, before, meta)):
-            if json_out:
-                typer.echo(output.json_line(t.to_dict()))
-                continue
-            typer.echo(f"topic {t.id}  {t.size} documents  {t.label}")
-            for doc_id, title in zip(t.representatives, t.titles):
-                typer.echo(f"    {output.display(doc_id)}: {title}")
-    _run(go)
-
-
-class ColorChoice(str, Enum):
-    topic = "topic"
-    type = "type"
-    folder = "folder"
-
-
-@app.command("map", cls=_Command)
-def map_(
-    out: Annotated[Path, typer.Option(
-        "--out", "-o", help="File to write: .html (interactive, self-contained, opens offline) or .png.",
-        metavar="FILE")],
-    color_by: Annotated[ColorChoice, typer.Option(help="Colour points by topic, file type or folder.")]
-    = ColorChoice.topic,
-    n: TopicsOpt = None,
-    path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
-    meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
-) -> None:
-    """Draw the whole collection as a 2-D map, near points alike in meaning, topics labelled."""
-    def go() -> None:
-        report = _searcher(index, name).map(out, color_by=color_by.value, topics=n,
-                                            filters=_filters(path, type_, since, before, meta))
-        if json_out:
-            typer.echo(output.json_line(report.to_dict()))
-        else:
-            typer.echo(f"wrote {report.path}: {report.documents} documents, {len(report.topics)} topics, "
-                       f"{report.projection}, {report.seconds:.1f} s")
-    _run(go)
+for _name, _command in cli_analyze.COMMANDS.items():   # after the commands above, in --help too
+    app.command(_name, cls=Command)(_command)
 
 
 def main() -> None:
