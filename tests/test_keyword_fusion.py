@@ -6,7 +6,7 @@ the module; FAISS only, the fusion does not depend on the vector store."""
 from __future__ import annotations
 
 import json
-import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,18 +83,19 @@ def test_known_items_are_found_first_and_never_below_keyword_mode(index: Path, f
 
 
 def _bm25s_over_fts5_tokens(db: Path):
-    """bm25s (Lucene's BM25, k1 1.5, b 0.75) indexed on exactly the tokens FTS5 holds."""
-    bm25s = pytest.importorskip("bm25s")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, chunks_fts, instance)")
-    tokens: dict[int, list[str]] = {}
-    for term, doc in conn.execute("SELECT term, doc FROM temp.v ORDER BY doc, offset"):
-        tokens.setdefault(doc, []).append(term)
-    ids = [r for r, in conn.execute("SELECT rowid FROM chunks_fts ORDER BY rowid")]
-    conn.close()
-    retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    retriever.index([tokens.get(i, []) for i in ids], show_progress=False)
-    return retriever, ids
+    """The script's reference, bm25s on exactly the tokens FTS5 holds (scripts/check_keyword_bm25s.py)."""
+    pytest.importorskip("bm25s")
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "check_keyword_bm25s.py"
+    spec = importlib.util.spec_from_file_location("check_keyword_bm25s", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(script.parent))   # it imports benchlib beside it
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(script.parent))
+    return module.bm25s_over_fts5_tokens(db)
 
 
 def test_keyword_scores_equal_bm25s_with_lucenes_defaults(index: Path, folder: Path):
