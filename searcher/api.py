@@ -15,13 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .analyze import corpus_map as analyze_map
-from .analyze import duplicates as analyze_duplicates
-from .analyze import outliers as analyze_outliers
-from .analyze import similar as analyze_similar
-from .analyze import topics as analyze_topics
-from .analyze import units as analyze_units
-from .analyze.units import Units
 from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, write_manifest
 from .embed.base import TextEncoder
 from .embed.encoder import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_reranker
@@ -41,7 +34,8 @@ from .store.protocol import VectorStore, VectorStoreConfig
 from .store.sqlite import Store
 from .store.vectors import create_vectors, discard_vectors, open_vectors
 
-if TYPE_CHECKING:   # the write path's modules load when a write starts: a search does not pay for them
+if TYPE_CHECKING:   # the write path's and the analyses' modules load when used: a search does not pay for them
+    from .analyze.units import Units
     from .embed.ray_encoder import RayEncoder
     from .indexing import Progress, Writer
     from .ingest.walk import WalkOptions
@@ -448,7 +442,9 @@ class Searcher:
         if not found[0]:
             raise SearcherError(f"the index at {self.path} has no documents"
                                 + ("" if filters.empty else " that pass the filters") + "; nothing to analyse")
-        return (analyze_units.chunk_units if chunks else analyze_units.documents)(*found)
+        from .analyze import units
+
+        return (units.chunk_units if chunks else units.documents)(*found)
 
     def similar(self, target: str | None = None, k: int = 10, *, file: str | Path | None = None,
                 filters: Filters | dict | None = None) -> list[Similar]:
@@ -459,6 +455,8 @@ class Searcher:
             raise SearcherError("similar: give either a document (id, path or ID#chunk) or a file, not both")
         if not isinstance(k, int) or k <= 0:
             raise SearcherError(f"k must be a positive whole number, got {k!r}")
+        from .analyze import similar as analyze_similar
+
         config = self._read_config()
         store = self._open_store()
         exclude = None
@@ -471,12 +469,14 @@ class Searcher:
             return analyze_similar.similar(store, self._synced_vectors(store), vectors, terms, k,
                                            as_filters(filters), exclude)
 
-    def duplicates(self, *, tiers: Sequence[str] = analyze_duplicates.TIERS, chunks: bool = False,
+    def duplicates(self, *, tiers: Sequence[str] = ("exact", "near", "semantic"), chunks: bool = False,
                    threshold: float | None = None, near_threshold: float | None = None,
                    filters: Filters | dict | None = None) -> list[DuplicateGroup]:
         """Groups of documents (``chunks``: of chunks) that say the same thing, tier by tier:
         exact, near (edited copies, containment ≥ ``near_threshold``), semantic (same meaning,
         score ≥ ``threshold``). Defaults are measured (docs/analyze.md)."""
+        from .analyze import duplicates as analyze_duplicates
+
         analyze_duplicates.check_threshold(threshold, "threshold")
         analyze_duplicates.check_threshold(near_threshold, "near threshold")
         return analyze_duplicates.find(self._units(filters, chunks), tiers, near_threshold, threshold)
@@ -485,15 +485,22 @@ class Searcher:
         """The ``k`` documents least like the rest, most unusual first."""
         if not isinstance(k, int) or k <= 0:
             raise SearcherError(f"k must be a positive whole number, got {k!r}")
+        from .analyze import outliers as analyze_outliers
+
         return analyze_outliers.rank(self._units(filters), k)
 
     def topics(self, n: int | None = None, *, filters: Filters | dict | None = None) -> list[Topic]:
         """The collection's topics, largest first (``n``: how many; by default the best by silhouette)."""
+        from .analyze import topics as analyze_topics
+
         return analyze_topics.topics(self._units(filters), n)[0]
 
     def map(self, out: str | Path, *, color_by: str = "topic", topics: int | None = None,
             filters: Filters | dict | None = None) -> MapReport:
         """Draw the collection to ``out``: .html (interactive, self-contained) or .png."""
+        from .analyze import corpus_map as analyze_map
+        from .analyze import topics as analyze_topics
+
         start = time.perf_counter()
         path = analyze_map.check_output(out, color_by)
         units = self._units(filters)
