@@ -123,7 +123,7 @@ class SearcherVectorStore(VectorStore):
         Further keyword arguments: ``filters`` (a ``Filters`` or dict: path glob, types, modified
         times, metadata) and the ``Searcher.search`` options mode, fusion, feedback, rerank,
         min_score and group_by_file (default True: one hit per document). Scores are those of
-        ``Searcher.search``: cosine similarity in dense mode, a fused score in hybrid mode."""
+        ``Searcher.search``: cosine similarity in dense mode, 0..1 in hybrid mode (README, Scores)."""
         return [(_document(h), h.score) for h in self._search(query, k, filter, kwargs)]
 
     def _similarity_search_with_relevance_scores(self, query: str, k: int = 4,
