@@ -35,9 +35,10 @@ def _big_folder(root: Path, n: int) -> Path:
 def _generation(idx: Path) -> int:
     try:
         with sqlite3.connect(idx / "searcher.db", timeout=30) as c:
-            return int(c.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+            row = c.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
     except sqlite3.Error:
         return -1
+    return -1 if row is None else int(row[0])   # None: the database is being created right now
 
 
 def _start_index(folder: Path, idx: Path) -> subprocess.Popen:
