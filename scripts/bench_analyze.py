@@ -45,6 +45,7 @@ from searcher.ingest.chunking import sentences  # noqa: E402
 from searcher.search.evaluation import load_collection, ndcg  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+DRAWS = 5                      # random mixes per outlier setting
 
 
 def collection_index(name: str, data: Path, work: Path) -> Searcher:
@@ -173,6 +174,20 @@ def edits(text: str, other: str, rng: random.Random) -> dict[str, str]:
     return out
 
 
+def shared_text(x: str, z: str, run: int = 8) -> tuple[int, float]:
+    """The longest word run two texts share verbatim, and the share of the shorter text in shared runs ≥ ``run``.
+
+    Evidence, independent of the near score, of whether two "distinct" documents of a collection hold the
+    same text (a record that swallowed another's abstract, the same paper entered twice).
+    """
+    import difflib
+    import re
+
+    a, b = (re.findall(r"\w+", t.lower()) for t in (x, z))
+    blocks = difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+    return max(m.size for m in blocks), sum(m.size for m in blocks if m.size >= run) / max(1, min(len(a), len(b)))
+
+
 def bench_near(name: str, s: Searcher, data: Path) -> dict[str, object]:
     col = load_collection(data / name)
     texts = dict(col.corpus)
@@ -188,7 +203,7 @@ def bench_near(name: str, s: Searcher, data: Path) -> dict[str, object]:
     pairs = np.unique(np.sort(np.c_[np.repeat(np.arange(len(units)), idx.shape[1]), idx.ravel()], axis=1), axis=0)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     near, _ = duplicates.pair_scores(units.texts, units.vectors, pairs[:, 0], pairs[:, 1])
-    flagged = [(units.ids[p], units.ids[q], round(float(v), 3))
+    flagged = [(units.ids[p], units.ids[q], round(float(v), 3), *shared_text(texts[units.ids[p]], texts[units.ids[q]]))
                for (p, q), v in zip(pairs, near) if v >= duplicates.NEAR_THRESHOLD]
     positives = np.concatenate([np.array(v) for v in kinds.values()])
     return {"kinds": {k: (min(v), float(np.mean(np.array(v) >= duplicates.NEAR_THRESHOLD))) for k, v in kinds.items()},
@@ -207,7 +222,7 @@ def bench_outliers(units: dict[str, Units]) -> dict[tuple[str, str, float], tupl
         h, g = units[host].vectors, units[guest].vectors
         for frac in (0.02, 0.03):
             ours, base = [], []
-            for _ in range(3):
+            for _ in range(DRAWS):
                 n = int(round(frac * len(h)))
                 x = np.vstack([h, g[rng.choice(len(g), n, replace=False)]])
                 y = np.r_[np.zeros(len(h)), np.ones(n)]
@@ -219,28 +234,32 @@ def bench_outliers(units: dict[str, Units]) -> dict[tuple[str, str, float], tupl
 
 
 # ---- topics -----------------------------------------------------------------------------------------
-def mixed(units: dict[str, Units], a: list[str], b: list[str], va, vb) -> tuple[Units, np.ndarray, list[str]]:
+def mixed(units: dict[str, Units], a: list[str], b: list[str], va, vb,
+          names: tuple[str, ...] = ("cranfield", "scifact", "MRPC sentences")) -> tuple[Units, np.ndarray, list[str]]:
+    """The named sources in one set of units, and each unit's source number."""
     sents, first = np.unique(np.array(a + b, dtype=object), return_index=True)
-    vm = np.vstack([va, vb])[first]
-    sources = ["cranfield", "scifact", "MRPC sentences"]
-    texts = units["cranfield"].texts + units["scifact"].texts + list(sents)
-    vectors = np.vstack([units["cranfield"].vectors, units["scifact"].vectors, vm])
-    y = np.r_[np.zeros(len(units["cranfield"])), np.ones(len(units["scifact"])), 2 * np.ones(len(sents))]
+    parts = {"cranfield": (units["cranfield"].texts, units["cranfield"].vectors),
+             "scifact": (units["scifact"].texts, units["scifact"].vectors),
+             "MRPC sentences": (list(sents), np.vstack([va, vb])[first])}
+    texts = [t for name in names for t in parts[name][0]]
+    vectors = np.vstack([parts[name][1] for name in names])
+    y = np.concatenate([np.full(len(parts[name][0]), k) for k, name in enumerate(names)]).astype(float)
     ids = [f"u{i}" for i in range(len(texts))]
-    return Units(ids, ids, [None] * len(ids), texts, [""] * len(ids), vectors), y, sources
+    return Units(ids, ids, [None] * len(ids), texts, [""] * len(ids), vectors), y, list(names)
 
 
-def bench_topics(u: Units, y: np.ndarray, sources: list[str]) -> list[tuple[str, float, float, list[str]]]:
+def bench_topics(u: Units, y: np.ndarray, sources: list[str], asked: tuple[int | None, ...] = (None, 3)
+                 ) -> list[tuple[str, float, float, list[str]]]:
     from sklearn.metrics import normalized_mutual_info_score
 
     rows = []
-    for n in (None, 3):
+    for n in asked:
         t0 = time.perf_counter()
         found, labels = topics.topics(u, n)
         secs = time.perf_counter() - t0
         described = [f"{t.label} ({t.size}: {np.mean(y[labels == t.id] == np.bincount(y[labels == t.id].astype(int)).argmax()):.0%} "
                      f"{sources[np.bincount(y[labels == t.id].astype(int)).argmax()]})" for t in found]
-        rows.append(("auto (silhouette)" if n is None else f"n={n}", normalized_mutual_info_score(y, labels), secs,
+        rows.append((f"auto ({len(found)})" if n is None else f"n={n}", normalized_mutual_info_score(y, labels), secs,
                      described))
     return rows
 
@@ -327,12 +346,17 @@ def main(argv: list[str] | None = None) -> None:
         near_notes.append(f"- {name}: recall {r['recall']:.4f} over {r['versions']} edited versions; of "
                           f"{r['distinct_pairs']} candidate pairs of distinct documents, {len(r['distinct_flagged'])} "
                           f"flagged (highest unflagged {r['distinct_max_unflagged']:.3f}): "
-                          + (", ".join(f"{p}~{q} {v}" for p, q, v in r["distinct_flagged"]) or "none"))
-    lines += [""] + near_notes
+                          + (", ".join(f"{p}~{q} {v} ({longest} words, {share:.0%})"
+                                       for p, q, v, longest, share in r["distinct_flagged"]) or "none")
+                          + "; flagged pairs that share no verbatim run of 20 words: "
+                          + str(sum(longest < 20 for *_, longest, _ in r["distinct_flagged"])))
+    lines += ["", "Pairs of distinct documents (different ids) that the default threshold flags, each with the "
+              "longest word run the two share verbatim and the share of the shorter one in shared runs of ≥ 8 words "
+              "(difflib, independent of the near score):", ""] + near_notes
     print("\n".join(lines[-3:]), flush=True)
 
     out = bench_outliers(units)
-    lines += ["", "### outliers: average precision (mean of 3 draws)", "",
+    lines += ["", f"### outliers: average precision (mean of {DRAWS} draws)", "",
               "| host | strays from | share | searcher (distance to the nearest tenth) | mean distance to 10 neighbours (baseline) |",
               "|---|---|---|---|---|"]
     for (host, guest, frac), (ours, base) in out.items():
@@ -344,7 +368,16 @@ def main(argv: list[str] | None = None) -> None:
               "| topics | NMI with source | seconds | topics (size: purity, majority source) |", "|---|---|---|---|"]
     for how, nmi, secs, described in bench_topics(u, ysrc, sources):
         lines.append(f"| {how} | {nmi:.3f} | {secs:.1f} | {'; '.join(described)} |")
-    print("\n".join(lines[-2:]), flush=True)
+    lines += ["", "The automatic number on the other mixes of two sources, and on each collection alone (no labels: "
+              "the number chosen and the sizes):", "", "| texts | topics chosen | NMI with source | topics |",
+              "|---|---|---|---|"]
+    for names in (("cranfield", "scifact"), ("scifact", "MRPC sentences"), ("cranfield", "MRPC sentences"),
+                  ("cranfield",), ("scifact",), ("MRPC sentences",)):
+        mix, ymix, _ = mixed(units, a, b, va, vb, names)
+        (how, nmi, _, described), = bench_topics(mix, ymix, list(names), (None,))
+        score = f"{nmi:.3f}" if len(names) > 1 else "–"
+        lines.append(f"| {' + '.join(names)} | {how} | {score} | {'; '.join(described)} |")
+    print("\n".join(lines[-9:]), flush=True)
 
     secs, cpu, acc, acc_pca = bench_map(u, ysrc, args.work, args.png)
     t0 = time.perf_counter()

@@ -162,7 +162,6 @@ def main() -> int:
         print(f"initial index: {job['summary']} in {time.monotonic() - t0:.1f}s", flush=True)
 
         stop = threading.Event()
-        versions: dict[int, int] = {}
         index_runs = [0]
         api_batches = [0]
 

@@ -490,7 +490,7 @@ class Searcher:
         return analyze_outliers.rank(self._units(filters), k)
 
     def topics(self, n: int | None = None, *, filters: Filters | dict | None = None) -> list[Topic]:
-        """The collection's topics, largest first (``n``: how many; by default the best by silhouette)."""
+        """The collection's topics, largest first (``n``: how many; by default the dendrogram's widest gap, 2..12)."""
         from .analyze import topics as analyze_topics
 
         return analyze_topics.topics(self._units(filters), n)[0]

@@ -333,6 +333,7 @@ class Topic:
     size: int
     representatives: tuple[str, ...]   # document ids nearest the topic's centre
     titles: tuple[str, ...]
+    members: tuple[str, ...] = ()      # every document id of the topic, nearest the centre first
 
     def to_dict(self) -> dict[str, Any]:
         return _doc_dict(self)

@@ -122,6 +122,29 @@ def test_topics_are_stable_and_cover_every_document(corpus):
             s.topics(1)
 
 
+def test_topics_left_to_choose_find_the_sources_of_a_mixed_folder(tmp_path):
+    """20 aeronautics abstracts, 20 biomedical abstracts and 20 news sentences: the number of topics
+    chosen by the dendrogram's widest gap separates the three sources (NMI ≥ 0.7, the issue's bar)."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    if not (DATA / "mrpc-train").is_dir():
+        pytest.skip("the shared test collections are not here")
+    with gzip.open(DATA / "mrpc-train" / "pairs.tsv.gz", "rt", encoding="utf-8-sig") as f:
+        news = list(dict.fromkeys(line.split("\t")[3] for line in f.read().splitlines()[1:]))[:20]
+    sources = {"aero": _corpus("cranfield", 20), "bio": _corpus("scifact", 20), "news": news}
+    for folder, texts in sources.items():
+        (tmp_path / "docs" / folder).mkdir(parents=True)
+        for i, text in enumerate(texts):
+            (tmp_path / "docs" / folder / f"{i:02}.txt").write_text(text)
+    with Searcher(tmp_path / "index") as s:
+        s.index(tmp_path / "docs")
+        found = s.topics()
+    topic_of = {doc: t.id for t in found for doc in t.members}
+    assert sum(t.size for t in found) == len(topic_of) == 60 and 2 <= len(found) <= 6
+    source = [Path(doc).parent.name for doc in topic_of]
+    assert normalized_mutual_info_score(source, list(topic_of.values())) >= 0.7
+
+
 def test_map_html_is_self_contained_and_holds_every_document(corpus, tmp_path):
     with Searcher(corpus["index"]) as s:
         report = s.map(tmp_path / "corpus.html", color_by="folder")

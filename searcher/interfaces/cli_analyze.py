@@ -111,7 +111,7 @@ def outliers(
 
 
 TopicsOpt = Annotated[Optional[int], typer.Option(
-    "--topics", help="How many topics (default: chosen by silhouette, 2 to 12).", show_default=False, metavar="N")]
+    "--topics", help="How many topics (default: where the topics are most clearly apart, 2 to 12).", show_default=False, metavar="N")]
 
 
 def topics(

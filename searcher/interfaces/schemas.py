@@ -228,19 +228,19 @@ class OutliersOut(BaseModel):
 
 
 class TopicsIn(_Strict):
-    n: Optional[int] = Field(None, ge=2, description="How many topics (default: chosen by silhouette).")
+    n: Optional[int] = Field(None, ge=2, description="How many topics (default: where the topics are most clearly apart, 2..12).")
     filters: Optional[FiltersIn] = None
     index: Optional[str] = None
 
 
 class TopicsOut(BaseModel):
     index: str
-    topics: list[dict[str, Any]] = Field(..., description="id, label, words, size, representatives, titles.")
+    topics: list[dict[str, Any]] = Field(..., description="id, label, words, size, representatives, titles, members (every document id, nearest the centre first).")
 
 
 class MapIn(_Strict):
     format: Literal["html", "png"] = Field("html", description="html: interactive, self-contained; png: a picture.")
     color_by: Literal["topic", "type", "folder"] = "topic"
-    n: Optional[int] = Field(None, ge=2, description="How many topics (default: chosen by silhouette).")
+    n: Optional[int] = Field(None, ge=2, description="How many topics (default: where the topics are most clearly apart, 2..12).")
     filters: Optional[FiltersIn] = None
     index: Optional[str] = None
