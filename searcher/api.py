@@ -594,6 +594,10 @@ class Searcher:
         store = self._open_store()
         with store.snapshot():
             stats = store.stats()
+            if config.image_model is not None:
+                from .store import images
+
+                stats["images"] = images.count(store) if images.has_tables(store) else 0
         size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
         static = _static_index(config)
         why_torch = None if static else unavailable(self.path, config.query_encoder)
@@ -613,6 +617,7 @@ class Searcher:
                               "active": "static" if static else "torch" if why_torch else "onnx",
                               "why_torch": why_torch},
             "disk_bytes": size,
+            "image_model": config.image_model.to_dict() if config.image_model else None,
         }
 
     def files(self) -> dict[str, Any]:
@@ -695,9 +700,10 @@ class Searcher:
         with store.snapshot():
             return self._image_hits(store, vector, k)
 
-    def similar_images(self, image: str | Path, k: int = 10) -> list[ImageHit]:
+    def similar_images(self, image: str | Path, k: int = 10, *, indexed_only: bool = False) -> list[ImageHit]:
         """The ``k`` pictures most like ``image``: an indexed picture (its path; it is left out of the
-        answer) or any image file, read and embedded with the index's image model."""
+        answer) or any image file, read and embedded with the index's image model (not with
+        ``indexed_only``: what a server asks, so that a request cannot make it read other files)."""
         from .ingest.walk import read_bytes
         from .store import images
 
@@ -711,6 +717,8 @@ class Searcher:
             from .ingest.readers import Unreadable
             from .ingest.readers.image import read_picture
 
+            if indexed_only:
+                raise SearcherError(f"{image}: not a picture in this index")
             if not path.is_file():
                 raise SearcherError(f"{image}: no such image file, and not an indexed picture")
             try:

@@ -30,6 +30,9 @@ from ..errors import SearcherError
 EFFICIENTNET = "efficientnet-lite0"
 _SIDE = 224
 GEM_P = 3.0
+# how a picture becomes a vector besides the weights; part of the fingerprint, so that vectors made
+# another way (another pooling or crop) are never mixed with these
+RECIPE = f"shorter side {_SIDE} bicubic, centre crop, (x-127)/128, GeM p={GEM_P}"
 BATCH = 16                      # pictures per forward pass
 
 
@@ -40,7 +43,7 @@ class ImageModelInfo:
     name: str
     kind: str                    # "efficientnet" | "clip"
     dim: int
-    fingerprint: str             # sha256 over the weights, in parameter-name order
+    fingerprint: str             # sha256 over the preprocessing recipe and the weights, in parameter-name order
     reads_text: bool             # CLIP: a sentence can be embedded into the image space
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,9 +55,10 @@ class ImageModelInfo:
         return cls(d["name"], d["kind"], int(d["dim"]), d["fingerprint"], bool(d["reads_text"]))
 
 
-def _digest(module: Any) -> str:
-    """sha256 over a torch module's tensors, in parameter-name order (the manifest's fingerprint)."""
-    h = hashlib.sha256()
+def _digest(module: Any, recipe: str = "") -> str:
+    """sha256 over a torch module's tensors, in parameter-name order, after ``recipe`` (the manifest's
+    fingerprint)."""
+    h = hashlib.sha256(recipe.encode())
     for key, tensor in sorted(module.state_dict().items()):
         h.update(key.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -99,7 +103,7 @@ class EfficientNetLite0:
         self.model.load_state_dict(state, strict=True)
         self.model.eval()
         self.info = ImageModelInfo(EFFICIENTNET, "efficientnet", int(self.model._fc.in_features),
-                                   _digest(self.model), False)
+                                   _digest(self.model, RECIPE), False)
 
     def encode_images(self, pictures: Sequence[Any]) -> np.ndarray:
         torch = self._torch

@@ -67,6 +67,10 @@ def has_tables(store: Store) -> bool:
     return store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'images'").fetchone() is not None
 
 
+def count(store: Store) -> int:
+    return int(store.conn.execute("SELECT count(*) FROM images").fetchone()[0])
+
+
 def put_image(store: Store, doc: Document, width: int, height: int, taken: str | None, phash: bytes,
               vector: np.ndarray, gen: int) -> int:
     """Insert or replace an image document and its row (inside ``store.write()``); returns its id."""
