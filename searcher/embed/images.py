@@ -141,7 +141,8 @@ class ClipImageModel:
             raise SearcherError(f"--image-model {name}: this sentence-transformers model reads no images; give a "
                                 f"CLIP model or '{EFFICIENTNET}'")
         label = str(Path(name).resolve()) if Path(name).exists() else name
-        dim = int(self.model.get_sentence_embedding_dimension() or self.encode_texts(["x"]).shape[1])
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = int(dimension() or self.encode_texts(["x"]).shape[1])
         self.info = ImageModelInfo(label, "clip", dim, _digest(self.model), True)
 
     def encode_images(self, pictures: Sequence[Any]) -> np.ndarray:
