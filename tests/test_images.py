@@ -168,21 +168,69 @@ def tiny_clip(folder: Path) -> Path:
     return folder
 
 
-def test_clip_model_searches_pictures_by_sentence_and_by_picture(tmp_path):
-    clip = tiny_clip(tmp_path / "clip")
-    cat = photo("chelsea", 96)
-    folder = write_tree(tmp_path / "pics", {"cat.png": encoded(cat, "PNG"), "cat-again.jpg": encoded(cat, "JPEG"),
-                                            "coffee.png": encoded(photo("coffee", 96), "PNG"),
-                                            "note.txt": "a note about a cat\n"})
-    with Searcher(tmp_path / "idx", image_model=str(clip)) as s:
+@pytest.fixture(scope="module")
+def clip_album(tmp_path_factory):
+    """Pictures and a note indexed with the tiny CLIP: (folder, index)."""
+    base = tmp_path_factory.mktemp("clip")
+    cat = photo("chelsea", 200)
+    folder = write_tree(base / "pics", {"cat.png": encoded(cat, "PNG"), "cat-again.jpg": encoded(cat, "JPEG"),
+                                        "coffee.png": encoded(photo("coffee", 200), "PNG"),
+                                        "note.txt": "a note about a cat\n"})
+    with Searcher(base / "idx", image_model=str(tiny_clip(base / "clip"))) as s:
         s.index(folder)
+    return folder, base / "idx"
+
+
+def test_clip_model_searches_pictures_by_sentence_and_by_picture(clip_album):
+    folder, index = clip_album
+    with Searcher(index) as s:
         hits = s.search_images("a cat sleeping on a sofa", k=5)
         assert len(hits) == 3 and all(-1.0 <= h.score <= 1.0 for h in hits)
         assert hits == sorted(hits, key=lambda h: -h.score)
         assert Path(s.similar_images(folder / "cat.png", k=1)[0].path).name == "cat-again.jpg"
-    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())["image_model"]
+    manifest = json.loads((index / "manifest.json").read_text())["image_model"]
     assert manifest["kind"] == "clip" and manifest["reads_text"] and manifest["dim"] == 16
-    r = run_cli("search", "a cat", "--images", "--index", str(tmp_path / "idx"), "--json", "-k", "2")
+    r = run_cli("search", "a cat", "--images", "--index", str(index), "--json", "-k", "2")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
     with pytest.raises(SearcherError, match="is a different model"):
-        Searcher(tmp_path / "idx", image_model="efficientnet-lite0").index(folder)
+        Searcher(index, image_model="efficientnet-lite0").index(folder)
+
+
+def test_web_page_shows_picture_hits_as_thumbnails(clip_album, tmp_path):
+    """The search page's "pictures" mode, in the real browser against a real server with a token."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("fastapi")
+    from .test_server import TOKEN, start_server, stop_server
+    from .test_web import ARGS, CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (scripts/setup.sh installs it)")
+    _, index = clip_album
+    proc, url = start_server("--index", str(index), "--token", TOKEN, log=tmp_path / "server.log")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            context = browser.new_context()
+            context.add_init_script(f"sessionStorage.setItem('searcher.token', {json.dumps(TOKEN)})")
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_selector("#mode-images:not([hidden])")
+            page.check("input[value=images]")
+            page.fill("#q", "a cat")
+            page.wait_for_function("() => document.querySelector('#hits').dataset.query === 'a cat'")
+            page.wait_for_function("() => [...document.querySelectorAll('#hits img.thumb')]"
+                                   ".filter(i => i.complete && i.naturalWidth > 0).length === 3")
+            sizes = page.eval_on_selector_all("#hits img.thumb", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
+            assert [max(w, h) for w, h in sizes] == [192] * 3   # the server's thumbnails, not the files
+            assert "200×133" in page.inner_text("#hits") and not errors
+            browser.close()
+        # the thumbnail endpoint reads only pictures the index holds
+        import httpx
+
+        r = httpx.get(url + "/images/thumbnail", params={"path": str(index / "manifest.json")},
+                      headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 400 and "not a picture in this index" in r.json()["error"]
+    finally:
+        stop_server(proc)

@@ -86,7 +86,7 @@ WEB = Path(__file__).resolve().parent / "web"
 WEB_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 # the page loads only its own files and talks only to this server; no page may frame it
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-                "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+                "img-src 'self' data: blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
                 "frame-ancestors 'none'", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
