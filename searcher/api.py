@@ -248,7 +248,11 @@ class Searcher:
         if self._settings(config.vectors) != config.vectors:    # --ann / --memory-budget changed
             config = update_manifest(self.path, "vectors", vectors_entry(self._settings(config.vectors)))
         if self._image_model_name is not None and config.image_model is None:   # the index starts reading images
-            config = update_manifest(self.path, "image_model", self._image_encoder(None).info.to_dict())
+            from .store import images
+
+            info = self._image_encoder(None).info
+            images.create_tables(self._open_store())     # before the manifest names a model: readers find them
+            config = update_manifest(self.path, "image_model", info.to_dict())
         self._config = config
         if self._model_name is not None:
             self._encoder_for(config)   # a wrong --model is an error even when nothing needs embedding
