@@ -62,5 +62,4 @@ class ImageWriter:
     def finish(self) -> None:
         """Commit what waits, then save the image vector index as of the store's generation."""
         self.flush()
-        index, _ = images.synced(self.store, self.folder, self.dim, None)
-        images.save(self.store, self.folder, index)
+        images.save(self.store, self.folder, self.dim)

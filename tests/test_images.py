@@ -130,6 +130,11 @@ def test_unchanged_pictures_are_not_embedded_again_and_deleted_ones_leave(album,
         report = s.index(folder)
         assert report.summary()["added"] == report.summary()["updated"] == 0
         assert s._image_model is None            # nothing changed: the image model was never loaded
+        saved = sorted(index.glob("images.g*"))
+        (folder / "notes.md").write_text("# Holiday\n\nThe cat came back every evening.\n")
+        assert s.index(folder).summary()["updated"] == 1
+        assert sorted(index.glob("images.g*")) == saved     # a text-only run leaves the picture vectors' file
+        assert Path(s.similar_images(folder / "cat.jpg", k=1)[0].path).name == "cat-small.png"
         (folder / "copies" / "cat-small.png").unlink()
         report = s.index(folder)
         assert [Path(f.path).name for f in report.files if f.status == "removed"] == ["cat-small.png"]

@@ -117,20 +117,39 @@ def prune(store: Store, through_gen: int) -> None:
 def synced(store: Store, folder: Path, dim: int, held: tuple[VectorIndex, int] | None) -> tuple[VectorIndex, int]:
     """The image vector index as of the current snapshot, and its generation: ``held`` (or the newest
     saved file not newer than the snapshot, else an empty index) caught up with later commits."""
-    gen = store.generation()
     if held is None or held[1] < pruned_through(store):
-        loaded = VectorIndex.load(folder, dim, STEM)
-        held = loaded if loaded is not None and pruned_through(store) <= loaded[1] <= gen else (VectorIndex(dim), -1)
-    index, at = held
-    if at < gen:
-        index.remove(removed_since(store, at))
-        for ids, vecs in vectors_since(store, at, dim):
-            index.add(ids, vecs)
-    return index, gen
+        held = _saved(store, folder, dim)
+    _catch_up(store, dim, *held)
+    return held[0], store.generation()
 
 
-def save(store: Store, folder: Path, index: VectorIndex) -> None:
-    """Save the image index as of the store's generation, then prune the tombstones it reflects."""
+def _saved(store: Store, folder: Path, dim: int) -> tuple[VectorIndex, int]:
+    """The newest saved image index usable at the current snapshot, else an empty one (-1)."""
+    loaded = VectorIndex.load(folder, dim, STEM)
+    usable = loaded is not None and pruned_through(store) <= loaded[1] <= store.generation()
+    return loaded if usable else (VectorIndex(dim), -1)
+
+
+def _catch_up(store: Store, dim: int, index: VectorIndex, at: int) -> bool:
+    """Apply the image deletions and additions committed after generation ``at``; whether there were any."""
+    if at >= store.generation():
+        return False
+    removed = removed_since(store, at)
+    index.remove(removed)
+    added = 0
+    for ids, vecs in vectors_since(store, at, dim):
+        index.add(ids, vecs)
+        added += len(ids)
+    return bool(len(removed) or added) or at < 0
+
+
+def save(store: Store, folder: Path, dim: int) -> None:
+    """At the end of a run: bring the saved image index up to the store's generation and save it, then
+    prune the tombstones it reflects. A run that changed no picture leaves the file as it is (readers
+    catch up from its older generation: nothing to apply), so text-only runs never rewrite it."""
+    index, at = _saved(store, folder, dim)
+    if not _catch_up(store, dim, index, at):
+        return
     gen = store.generation()
     index.save(folder, gen, STEM)
     with store.write(new_generation=False):
