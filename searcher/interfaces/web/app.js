@@ -10,11 +10,15 @@ const DEBOUNCE_MS = 250;
 // ---- talking to the server --------------------------------------------------------------------
 let tokenAsked = null;   // the pending token prompt, so that parallel requests share one
 
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? {"Authorization": "Bearer " + token} : {};
+}
+
 async function api(method, path, body) {
   for (;;) {
-    const headers = {};
+    const headers = authHeaders();
     const token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers["Authorization"] = "Bearer " + token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const res = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
     if (res.status === 401) {
@@ -147,6 +151,7 @@ async function runSearch() {
       return;
     }
     const out = await api("POST", "/search", body);
+    showPictureMode();
     if (mine !== latest) return;
     drawHits(out, body.query);
   } catch (err) {
@@ -186,10 +191,7 @@ async function thumbnail(index, path) {
   // the thumbnail endpoint needs the token too, which an <img src> cannot send: fetched, then a blob URL
   const p = new URLSearchParams({path, side: "192"});
   if (index) p.set("index", index);
-  const headers = {};
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (token) headers["Authorization"] = "Bearer " + token;
-  const res = await fetch("/images/thumbnail?" + p.toString(), {headers});
+  const res = await fetch("/images/thumbnail?" + p.toString(), {headers: authHeaders()});
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
   return URL.createObjectURL(await res.blob());
 }
@@ -212,15 +214,19 @@ function drawPictures(out, query) {
   $("hits").dataset.query = query;
 }
 
+let picturesChecked;   // the index whose "pictures" mode was decided (undefined: none yet)
+
 async function showPictureMode() {
-  // the "pictures" mode only where the index's image model reads sentences (CLIP)
+  // the "pictures" mode only where the index's image model reads sentences (CLIP). Never asks for the
+  // token: without one yet, this is tried again after the first search that had it.
   const index = currentIndex();
-  try {
-    const info = await api("GET", "/info" + (index ? "?" + new URLSearchParams({index}).toString() : ""));
-    $("mode-images").hidden = !(info.image_model && info.image_model.reads_text);
-  } catch (err) {
-    $("mode-images").hidden = true;
-  }
+  if (picturesChecked === index) return;
+  const res = await fetch("/info" + (index ? "?" + new URLSearchParams({index}).toString() : ""),
+                          {headers: authHeaders()}).catch(() => null);
+  if (!res || !res.ok) return;
+  const info = await res.json();
+  picturesChecked = index;
+  $("mode-images").hidden = !(info.image_model && info.image_model.reads_text);
 }
 
 // arrows move between the query box and the hits; Enter on a hit opens it (it is a link)
