@@ -60,6 +60,8 @@ def album(tmp_path_factory):
         "copies/cat-small.png": encoded(cat.resize((120, 80)), "PNG"),
         "coffee.webp": encoded(photo("coffee"), "WEBP"),
         "rocket.gif": encoded(photo("astronaut").convert("P"), "GIF"),
+        # 108 MP: over the limit as pixels, but a JPEG is decoded at 1/8 (1500 × 1125), so it is read
+        "poster.jpg": encoded(Image.new("RGB", (12_000, 9_000), (200, 30, 30)), "JPEG", quality=50),
         "broken.jpg": jpeg[:len(jpeg) // 2],
         "bomb.png": png_declaring(20_000, 20_000),
         "not-a-picture.png": "just text with a picture's name\n",
@@ -74,7 +76,7 @@ def test_mixed_folder_indexes_pictures_and_text_and_skips_bad_pictures(album):
     folder, index, report = album
     by = {Path(f.path).name: f for f in report.files}
     assert {n for n, f in by.items() if f.status == "added"} == {"notes.md", "cat.jpg", "cat-small.png",
-                                                                 "coffee.webp", "rocket.gif"}
+                                                                 "coffee.webp", "rocket.gif", "poster.jpg"}
     assert by["broken.jpg"].reason.startswith("corrupt image: image file is truncated")
     assert by["bomb.png"].reason.startswith("too large: ")
     assert by["not-a-picture.png"].reason.startswith("corrupt image: ")
@@ -84,7 +86,7 @@ def test_mixed_folder_indexes_pictures_and_text_and_skips_bad_pictures(album):
         hit = s.search("feeding the cat in the morning", k=1)[0]
         assert Path(hit.path).name == "notes.md"        # the text space is untouched by the pictures
         info = s.info()
-        assert info["images"] == 4 and info["chunks"] == 1 and info["image_model"]["name"] == "efficientnet-lite0"
+        assert info["images"] == 5 and info["chunks"] == 1 and info["image_model"]["name"] == "efficientnet-lite0"
     manifest = json.loads((index / "manifest.json").read_text())
     assert manifest["image_model"]["dim"] == 1280 and manifest["image_model"]["reads_text"] is False
     assert [p.name.split(".")[0] for p in index.glob("images.g*.faiss")] == ["images"]
@@ -96,6 +98,8 @@ def test_similar_picture_finds_its_copy_first_and_shows_size_and_date(album):
         hits = s.similar_images(folder / "cat.jpg", k=3)
         assert Path(hits[0].path).name == "cat-small.png" and hits[0].score > 0.9
         assert (hits[0].width, hits[0].height) == (120, 80)
+        poster = s.similar_images(folder / "coffee.webp", k=5)
+        assert [(h.width, h.height) for h in poster if h.path.endswith("poster.jpg")] == [(12_000, 9_000)]
         assert all(Path(h.path).name != "cat.jpg" for h in hits)      # itself left out
         back = s.similar_images(folder / "copies" / "cat-small.png", k=1)[0]
         assert Path(back.path).name == "cat.jpg" and back.taken == "2019-07-14T10:30:00"

@@ -3,15 +3,16 @@
 Images are documents of their own kind, never text: they are read only when the index has an
 image model (``searcher index --image-model``) and go to the image vector space, not to chunking.
 Hostile input is bounded before any pixel is decoded: ``Image.open`` only parses the header, so
-the declared size is checked against ``MAX_PIXELS`` first; a JPEG is then decoded at a reduced
+the size that will be decoded is checked against ``MAX_PIXELS`` first. A JPEG is decoded at a reduced
 scale (``Image.draft``: 1/2 to 1/8 inside the decoder), so a 24 MP photo never exists in memory at
-full size. Everything Pillow raises on a broken file (truncated data, bad chunks, a declared size
+full size, and a 100 MP one is read at 1/8 (its limit applies to that reduced size). Everything Pillow raises on a broken file (truncated data, bad chunks, a declared size
 it refuses) becomes an ``Unreadable`` reason. See docs/images.md.
 """
 from __future__ import annotations
 
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,14 +71,16 @@ def read_picture(data: bytes, max_pixels: int = MAX_PIXELS) -> Picture:
     import imagehash
     from PIL import Image
 
+    # the size is checked here, before decoding; Pillow's warning about sizes it finds large is noise
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         im = Image.open(io.BytesIO(data))          # the header only: nothing decoded yet
         width, height = im.size
-        if width * height > max_pixels:
-            raise Unreadable(f"too large: {width}×{height} pixels > limit {max_pixels / 1e6:g} MP")
-        taken = exif_date(im)
         if im.format == "JPEG":
             im.draft("RGB", (KEEP_SIDE, KEEP_SIDE))   # decode at 1/2..1/8 scale, never below KEEP_SIDE
+        if im.size[0] * im.size[1] > max_pixels:      # what will be decoded (a JPEG: at its reduced scale)
+            raise Unreadable(f"too large: {width}×{height} pixels > limit {max_pixels / 1e6:g} MP")
+        taken = exif_date(im)
         im.load()
         pixels = _rgb(im)
         pixels.thumbnail((KEEP_SIDE, KEEP_SIDE), Image.Resampling.LANCZOS)
