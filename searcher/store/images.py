@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS images (
     gen       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS images_gen ON images(gen);
+CREATE INDEX IF NOT EXISTS documents_sha256 ON documents(sha256);
 CREATE TABLE IF NOT EXISTS image_tombstones (id INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS image_tombstone AFTER DELETE ON images BEGIN
     INSERT OR REPLACE INTO image_tombstones (id, gen)
