@@ -46,9 +46,9 @@ def png_declaring(width: int, height: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def album(tmp_path_factory):
-    """A folder of notes and pictures (with an EXIF date, a copy, broken files), indexed with the
-    packaged image model."""
+def album(tmp_path_factory, tiny_model):
+    """A folder of a note and pictures (with an EXIF date, a copy, broken files), indexed with the
+    packaged image model (and a tiny text model: the note's search is not what is tested here)."""
     root = tmp_path_factory.mktemp("album")
     cat = photo("chelsea")
     exif = Image.Exif()
@@ -67,7 +67,7 @@ def album(tmp_path_factory):
         "not-a-picture.png": "just text with a picture's name\n",
     })
     index = root / "index"
-    with Searcher(index, image_model="efficientnet-lite0") as s:
+    with Searcher(index, model=str(tiny_model), image_model="efficientnet-lite0") as s:
         report = s.index(folder)
     return folder, index, report
 
@@ -83,8 +83,8 @@ def test_mixed_folder_indexes_pictures_and_text_and_skips_bad_pictures(album):
     assert all(by[n].failed and by[n].kind == "image" for n in ("broken.jpg", "bomb.png", "not-a-picture.png"))
     assert len(report.failures) == 3
     with Searcher(index) as s:
-        hit = s.search("feeding the cat in the morning", k=1)[0]
-        assert Path(hit.path).name == "notes.md"        # the text space is untouched by the pictures
+        hits = s.search("feeding the cat in the morning", k=10)
+        assert [Path(h.path).name for h in hits] == ["notes.md"]    # the text space holds the text only
         info = s.info()
         assert info["images"] == 5 and info["chunks"] == 1 and info["image_model"]["name"] == "efficientnet-lite0"
     manifest = json.loads((index / "manifest.json").read_text())
@@ -128,7 +128,7 @@ def test_duplicate_pictures_are_grouped(album):
     assert r.returncode == 0 and "cat-small.png  120×80" in r.stdout, r.stdout + r.stderr
 
 
-def test_unchanged_pictures_are_not_embedded_again_and_deleted_ones_leave(album, tmp_path):
+def test_unchanged_pictures_are_not_embedded_again_and_deleted_ones_leave(album, tmp_path, tiny_model):
     folder, index, _ = album
     with Searcher(index) as s:
         report = s.index(folder)
@@ -144,14 +144,14 @@ def test_unchanged_pictures_are_not_embedded_again_and_deleted_ones_leave(album,
         assert [Path(f.path).name for f in report.files if f.status == "removed"] == ["cat-small.png"]
         assert all(Path(h.path).name != "cat-small.png" for h in s.similar_images(folder / "cat.jpg", k=5))
         assert s.duplicate_images() == []
-    with pytest.raises(SearcherError, match="reads no images"), _plain(tmp_path) as plain:
+    with pytest.raises(SearcherError, match="reads no images"), _plain(tmp_path, tiny_model) as plain:
         plain.similar_images(folder / "cat.jpg")
 
 
-def _plain(tmp_path: Path) -> Searcher:
+def _plain(tmp_path: Path, text_model: Path) -> Searcher:
     """A text-only index: pictures are listed as skipped, and asking it about pictures is an error."""
     folder = write_tree(tmp_path / "docs", {"a.md": "# A\n\nSome text.\n", "b.png": encoded(photo("coffee"), "PNG")})
-    s = Searcher(tmp_path / "plain")
+    s = Searcher(tmp_path / "plain", model=str(text_model))
     report = s.index(folder)
     assert [f.reason for f in report.files if f.path.endswith("b.png")][0].startswith("binary file type")
     return s
@@ -178,14 +178,14 @@ def tiny_clip(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clip_album(tmp_path_factory):
-    """Pictures and a note indexed with the tiny CLIP: (folder, index)."""
+def clip_album(tmp_path_factory, tiny_model):
+    """Pictures and a note indexed with the tiny CLIP (and a tiny text model): (folder, index)."""
     base = tmp_path_factory.mktemp("clip")
     cat = photo("chelsea", 200)
     folder = write_tree(base / "pics", {"cat.png": encoded(cat, "PNG"), "cat-again.jpg": encoded(cat, "JPEG"),
                                         "coffee.png": encoded(photo("coffee", 200), "PNG"),
                                         "note.txt": "a note about a cat\n"})
-    with Searcher(base / "idx", image_model=str(tiny_clip(base / "clip"))) as s:
+    with Searcher(base / "idx", model=str(tiny_model), image_model=str(tiny_clip(base / "clip"))) as s:
         s.index(folder)
     return folder, base / "idx"
 
@@ -243,3 +243,19 @@ def test_web_page_shows_picture_hits_as_thumbnails(clip_album, tmp_path):
         assert r.status_code == 400 and "not a picture in this index" in r.json()["error"]
     finally:
         stop_server(proc)
+
+
+def test_long_runs_switch_to_onnx_runtime_with_the_same_vectors():
+    """After ONNX_AFTER pictures the packaged network runs in ONNX Runtime; its vectors are torch's."""
+    import numpy as np
+
+    from searcher.embed import images
+
+    model = images.load_image_model(images.EFFICIENTNET)
+    pictures = [photo(name, 64) for name in ("chelsea", "coffee", "astronaut", "camera")] * 2
+    model._seen = images.ONNX_AFTER                 # as if a run had embedded that many already
+    fast = model.encode_images(pictures)
+    assert model._session is not None
+    x = np.stack([images.lite_input(p) for p in pictures])
+    slow = images._unit(images.gem(model._torch_maps(x)))
+    assert np.min(np.sum(fast * slow, axis=1)) > images.MIN_COSINE

@@ -30,6 +30,8 @@ from ..errors import SearcherError
 EFFICIENTNET = "efficientnet-lite0"
 _SIDE = 224
 GEM_P = 3.0
+ONNX_AFTER = 32                 # pictures embedded with torch before a run switches to ONNX Runtime
+MIN_COSINE = 1 - 1e-5           # ONNX Runtime's vectors against torch's, on the batch that switches
 # how a picture becomes a vector besides the weights; part of the fingerprint, so that vectors made
 # another way (another pooling or crop) are never mixed with these
 RECIPE = f"shorter side {_SIDE} bicubic, centre crop, (x-127)/128, GeM p={GEM_P}"
@@ -84,8 +86,18 @@ def lite_input(picture: Any) -> np.ndarray:
     return ((x - 127.0) / 128.0).transpose(2, 0, 1)
 
 
+def gem(fmap: np.ndarray) -> np.ndarray:
+    """Generalised-mean pooling (p = ``GEM_P``) of feature maps (n × channels × h × w) → n × channels."""
+    return np.power(np.power(np.maximum(fmap, 1e-6), GEM_P).mean(axis=(2, 3)), 1 / GEM_P)
+
+
 class EfficientNetLite0:
-    """Image → image vectors from the packaged EfficientNet-Lite0 (offline)."""
+    """Image → image vectors from the packaged EfficientNet-Lite0 (offline).
+
+    The network runs in torch for the first ``ONNX_AFTER`` pictures of a process; a run with more
+    exports it to ONNX in memory (about 2 s) and runs ONNX Runtime, 4–6× faster here (68 pictures/s
+    against 11–17 with torch on 2 cores, vectors within cosine 1 − 10⁻⁶), once the switching batch's
+    vectors agree with torch's within ``MIN_COSINE`` (else it stays on torch)."""
 
     reads_text = False
 
@@ -104,16 +116,65 @@ class EfficientNetLite0:
         self.model.eval()
         self.info = ImageModelInfo(EFFICIENTNET, "efficientnet", int(self.model._fc.in_features),
                                    _digest(self.model, RECIPE), False)
+        self._seen = 0
+        self._session: Any = None         # ONNX Runtime, once a run has embedded ONNX_AFTER pictures
+        self._onnx_failed = False
+
+    def _torch_maps(self, x: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.model.extract_features(self._torch.from_numpy(x)).numpy()
+
+    def _switch(self, x: np.ndarray) -> np.ndarray | None:
+        """Export the network to ONNX and check it on ``x``: its feature maps if it agrees with torch."""
+        import io
+        import warnings
+
+        import onnxruntime as ort
+
+        torch = self._torch
+
+        class Features(torch.nn.Module):
+            def __init__(self, net: Any):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x: Any) -> Any:
+                return self.net.extract_features(x)
+
+        buf = io.BytesIO()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(Features(self.model).eval(), torch.from_numpy(x[:2]), buf, input_names=["x"],
+                                  output_names=["f"], dynamic_axes={"x": {0: "n"}, "f": {0: "n"}}, opset_version=17,
+                                  dynamo=False)
+            options = ort.SessionOptions()
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # idle between batches
+            session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+            fast = session.run(None, {"x": x})[0]
+        except Exception:  # noqa: BLE001 - an exporter or runtime that cannot take the network: torch it is
+            self._onnx_failed = True
+            return None
+        a, b = _unit(gem(fast)), _unit(gem(self._torch_maps(x)))
+        if float(np.min(np.sum(a * b, axis=1))) < MIN_COSINE:
+            self._onnx_failed = True
+            return None
+        self._session = session
+        return fast
 
     def encode_images(self, pictures: Sequence[Any]) -> np.ndarray:
-        torch = self._torch
         out = []
         for i in range(0, len(pictures), BATCH):
-            x = torch.from_numpy(np.stack([lite_input(p) for p in pictures[i:i + BATCH]]))
-            with torch.inference_mode():
-                fmap = self.model.extract_features(x)
-                features = fmap.clamp(min=1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1 / GEM_P)   # GeM pooling
-            out.append(features.numpy())
+            x = np.ascontiguousarray(np.stack([lite_input(p) for p in pictures[i:i + BATCH]]))
+            fmap = None
+            if self._session is not None:
+                fmap = self._session.run(None, {"x": x})[0]
+            elif self._seen >= ONNX_AFTER and not self._onnx_failed:
+                fmap = self._switch(x)
+            if fmap is None:
+                fmap = self._torch_maps(x)
+            self._seen += len(x)
+            out.append(gem(fmap))
         return _unit(np.concatenate(out)) if out else np.zeros((0, self.info.dim), np.float32)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
