@@ -160,6 +160,9 @@ def search(
     images: Annotated[bool, typer.Option(
         "--images", help="Search the index's pictures instead of its text (needs a CLIP --image-model); score: "
         "cosine of sentence and picture.")] = False,
+    image_model: Annotated[Optional[str], typer.Option(
+        help="With --images: the image model to load (default: the index's own; another one is an error).",
+        show_default=False, metavar="MODEL")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Search an index: rank, score, path:line and a snippet per hit (or JSON lines).
@@ -172,7 +175,8 @@ def search(
 
     def go() -> None:
         if images:
-            output.print_image_hits(searcher_for(index, name, model).search_images(query, k=k), json_out)
+            output.print_image_hits(searcher_for(index, name, model, image_model=image_model).search_images(query, k=k),
+                                    json_out)
             return
         hits = searcher_for(index, name, model).search(query, k=k, mode=mode.value,
                                                      filters=filters_from(path, type_, since, before, meta),
