@@ -24,7 +24,7 @@ from .embed.onnx import export as export_query_encoder
 from .embed.static import StaticEncoder, is_static
 from .errors import SearcherError
 from .ingest.chunking import ChunkingConfig
-from .records import Document, DuplicateGroup, Filters, Hit, IndexReport, MapReport, Outlier, Similar, Topic
+from .records import Document, DuplicateGroup, Filters, Hit, ImageHit, IndexReport, MapReport, Outlier, Similar, Topic
 from .search.query import Fusion, Mode, QueryEncoder, SearchOptions
 from .search.query import search as run_query
 from .store.ann import AnnSettings
@@ -36,9 +36,11 @@ from .store.vectors import create_vectors, discard_vectors, open_vectors
 
 if TYPE_CHECKING:   # the write path's and the analyses' modules load when used: a search does not pay for them
     from .analyze.units import Units
+    from .embed.images import ImageModel
     from .embed.ray_encoder import RayEncoder
     from .indexing import Progress, Writer
     from .ingest.walk import WalkOptions
+    from .store.faiss_index import VectorIndex
 
 DB_FILE = "searcher.db"
 DEFAULT_OVERLAP_TOKENS = 32
@@ -84,14 +86,17 @@ class Searcher:
                  chunk_tokens: int | None = None, overlap_tokens: int | None = None, batch_size: int = 32,
                  vector_store: VectorStoreConfig | None = None, milvus_token: str | None = None,
                  ray_address: str | None = None, precision: str | None = None,
-                 ann: str | None = None, vector_dtype: str | None = None, memory_budget: int | str | None = None):
+                 ann: str | None = None, vector_dtype: str | None = None, memory_budget: int | str | None = None,
+                 image_model: str | None = None):
         """``vector_store``: where a new index keeps its vectors (default FAISS; see
         ``vectorstores.milvus_config``). ``ray_address`` (auto, ray://host:10001 or local): embed
         new text on a Ray cluster while indexing. ``precision`` (float32, int8): the encoder's
         arithmetic, fixed at creation. ``ann`` (auto, flat, hnsw, ivf, ivfpq) and ``memory_budget``
         (bytes, or e.g. "4GB") choose the FAISS structure and may change between runs;
         ``vector_dtype`` (float32, float16, int8) is fixed when the index is created. All are
-        recorded in the manifest (docs/format.md)."""
+        recorded in the manifest (docs/format.md). ``image_model`` (``efficientnet-lite0``, or a
+        sentence-transformers CLIP name or folder): the index also reads pictures (docs/images.md);
+        recorded in the manifest the first time, another one later is an error."""
         self.path = Path(index).expanduser().resolve() if index else default_index_root() / "default"
         self._model_name = model
         self._chunk_tokens, self._overlap_tokens = chunk_tokens, overlap_tokens
@@ -107,6 +112,9 @@ class Searcher:
         self._vectors: VectorStore | None = None
         self._vectors_gen = -1
         self._export_broken = False   # this write found the index's ONNX export damaged: export it again
+        self._image_model_name = image_model
+        self._image_model: ImageModel | None = None
+        self._images: tuple[VectorIndex, int] | None = None    # the image vector index and its generation
 
     # ---- opening -------------------------------------------------------------------------------
     @property
@@ -239,15 +247,28 @@ class Searcher:
         config = self._read_config() if self.exists else self._create()
         if self._settings(config.vectors) != config.vectors:    # --ann / --memory-budget changed
             config = update_manifest(self.path, "vectors", vectors_entry(self._settings(config.vectors)))
+        if self._image_model_name is not None and config.image_model is None:   # the index starts reading images
+            from .store import images
+
+            info = self._image_encoder(None).info
+            images.create_tables(self._open_store())     # before the manifest names a model: readers find them
+            config = update_manifest(self.path, "image_model", info.to_dict())
         self._config = config
         if self._model_name is not None:
             self._encoder_for(config)   # a wrong --model is an error even when nothing needs embedding
+        if self._image_model_name is not None:
+            self._image_encoder(config)
         store = self._open_store()
         if config.vector_store.remote:
             self._drop_vectors()   # a shared store: the writer starts from what it really holds
         with store.snapshot():
             vectors = self._synced_vectors(store, writing=True)
-        return Writer(store, vectors, lambda: self._index_encoder(config), config.chunking)
+        images = None
+        if config.image_model is not None:
+            from .image_indexing import ImageWriter
+
+            images = ImageWriter(store, self.path, lambda: self._image_encoder(config), config.image_model.dim)
+        return Writer(store, vectors, lambda: self._index_encoder(config), config.chunking, images)
 
     def _index_encoder(self, config: IndexConfig) -> TextEncoder:
         """The encoder for indexing: the index's checked ONNX export on every core (a run that
@@ -316,6 +337,7 @@ class Searcher:
                 self._drop_vectors()   # reload from what was committed
                 raise
             finally:
+                self._images = None       # the run saved a new image file, or failed: reload either way
                 self._release_ray()
             if export and self._export_wanted():
                 self._export_query_encoder()
@@ -338,6 +360,8 @@ class Searcher:
         if root == self.path or root.is_relative_to(self.path):
             raise SearcherError(f"{folder}: is inside the index folder {self.path}; index your documents instead")
         options = options or WalkOptions()
+        if self._image_model_name is not None or (self.exists and self._read_config().image_model is not None):
+            options = replace(options, images=True)
         if paths is not None:
             paths = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
             if outside := [p for p in paths if not p.is_relative_to(root)]:
@@ -574,6 +598,10 @@ class Searcher:
         store = self._open_store()
         with store.snapshot():
             stats = store.stats()
+            if config.image_model is not None:
+                from .store import images
+
+                stats["images"] = images.count(store) if images.has_tables(store) else 0
         size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
         static = _static_index(config)
         why_torch = None if static else unavailable(self.path, config.query_encoder)
@@ -593,17 +621,17 @@ class Searcher:
                               "active": "static" if static else "torch" if why_torch else "onnx",
                               "why_torch": why_torch},
             "disk_bytes": size,
+            "image_model": config.image_model.to_dict() if config.image_model else None,
         }
 
     def files(self) -> dict[str, Any]:
         """What is indexed (id, source, reader kind, chunks) and what the last index runs skipped, and why."""
         from .ingest import skiplog
-        from .ingest.readers import kind_of
 
         self._read_config()
         store = self._open_store()
         with store.snapshot():
-            docs = [{"id": d, "source": src, "kind": (kind_of(os.path.basename(d)) or "text") if src == "file" else None,
+            docs = [{"id": d, "source": src, "kind": _file_kind(d) if src == "file" else None,
                      "chunks": n} for d, src, n in store.documents()]
             skipped = skiplog.skipped(store.conn)
         return {"indexed": docs, "skipped": skipped}
@@ -613,12 +641,148 @@ class Searcher:
         (a milvus-lite file can then be opened by another process meanwhile)."""
         self._drop_vectors()
         self._release_ray()
+        self._images = None
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    # ---- images: search by sentence, similar pictures, duplicates, thumbnails (docs/images.md) -----
+    def _image_encoder(self, config: IndexConfig | None) -> ImageModel:
+        """The index's image model (or the one asked for), checked against the manifest's weights."""
+        from .embed.images import load_image_model
+
+        if self._image_model is None:
+            name = self._image_model_name or (config.image_model.name if config and config.image_model else None)
+            if name is None:
+                raise SearcherError(f"{self.path}: this index reads no images; build it with --image-model "
+                                    "efficientnet-lite0 (or a CLIP model) to index and search pictures")
+            self._image_model = load_image_model(name)
+        kept = config.image_model if config is not None else None
+        info = self._image_model.info
+        if kept is not None and (info.fingerprint != kept.fingerprint or info.dim != kept.dim):
+            raise SearcherError(
+                f"{self.path}: built with image model '{kept.name}' (dim {kept.dim}, weights {kept.fingerprint[:12]}), "
+                f"but '{self._image_model_name}' is a different model (dim {info.dim}, weights "
+                f"{info.fingerprint[:12]}); leave out --image-model or build a new index")
+        return self._image_model
+
+    def _image_config(self) -> IndexConfig:
+        config = self._read_config()
+        if config.image_model is None:
+            raise SearcherError(f"{self.path}: this index reads no images; index the folder again with "
+                                "--image-model efficientnet-lite0 (or a CLIP model) to search pictures")
+        return config
+
+    def _image_index(self, store: Store) -> VectorIndex:
+        """The image vector index as of the current snapshot (opened, then caught up from SQLite)."""
+        from .store import images
+
+        self._images = images.synced(store, self.path, self._image_config().image_model.dim, self._images)
+        return self._images[0]
+
+    def _image_hits(self, store: Store, vector: Any, k: int, exclude: int | None = None) -> list[ImageHit]:
+        from .store import images
+
+        scores, ids = self._image_index(store).search(vector, k + (exclude is not None))
+        found = images.rows(store, ids.tolist())
+        return [ImageHit(r.doc_id, r.path, round(float(s), 4), r.width, r.height, r.taken)
+                for s, i in zip(scores.tolist(), ids.tolist()) if i != exclude and (r := found.get(i))][:k]
+
+    def search_images(self, query: str, k: int = 10) -> list[ImageHit]:
+        """The ``k`` pictures that best match a sentence, best first: needs a CLIP image model (one
+        that reads text); its quality is the model's."""
+        _check_k(k)
+        if not isinstance(query, str) or not query.strip():
+            raise SearcherError("search_images: the query is empty")
+        config = self._image_config()
+        if not config.image_model.reads_text:
+            raise SearcherError(f"{self.path}: image model '{config.image_model.name}' reads no text, so a sentence "
+                                "cannot search its pictures; build the index with a CLIP --image-model for that, "
+                                "or find pictures like a picture with `searcher similar PHOTO`")
+        vector = self._image_encoder(config).encode_texts([query])[0]
+        store = self._open_store()
+        with store.snapshot():
+            return self._image_hits(store, vector, k)
+
+    def similar_images(self, image: str | Path, k: int = 10, *, indexed_only: bool = False) -> list[ImageHit]:
+        """The ``k`` pictures most like ``image``: an indexed picture (its path; it is left out of the
+        answer) or any image file, read and embedded with the index's image model (not with
+        ``indexed_only``: what a server asks, so that a request cannot make it read other files)."""
+        from .ingest.walk import read_bytes
+        from .store import images
+
+        _check_k(k)
+        config = self._image_config()
+        path = Path(image).expanduser()
+        store = self._open_store()
+        with store.snapshot():
+            found = images.find(store, str(path.resolve()) if path.exists() else str(image), config.image_model.dim)
+        if found is None:
+            from .ingest.readers import Unreadable
+            from .ingest.readers.image import read_picture
+
+            if indexed_only:
+                raise SearcherError(f"{image}: not a picture in this index")
+            if not path.is_file():
+                raise SearcherError(f"{image}: no such image file, and not an indexed picture")
+            try:
+                picture = read_picture(read_bytes(path)[0])
+            except Unreadable as exc:
+                raise SearcherError(f"{image}: cannot read it as an image ({exc.reason})") from None
+            found = (None, self._image_encoder(config).encode_images([picture.pixels])[0])
+        with store.snapshot():
+            return self._image_hits(store, found[1], k, exclude=found[0])
+
+    def duplicate_images(self, *, tiers: Sequence[str] = ("exact", "near"), hash_distance: int | None = None,
+                         near_threshold: float | None = None) -> list[DuplicateGroup]:
+        """Groups of near-identical pictures: *exact* (perceptual hashes within ``hash_distance``
+        bits) and *near* (image vectors' cosine ≥ ``near_threshold``). Defaults are measured
+        (docs/images.md)."""
+        from .analyze import image_duplicates
+        from .store import images
+
+        config = self._image_config()
+        store = self._open_store()
+        with store.snapshot():
+            rows, vectors = images.all_vectors(store, config.image_model.dim)
+        return image_duplicates.find([r.path for r in rows], [r.phash for r in rows], vectors, tiers,
+                                     hash_distance, near_threshold)
+
+    def image_thumbnail(self, path: str | Path, side: int = 256) -> bytes:
+        """A small JPEG of an indexed picture (longest side ``side``, 32..512): only files the index
+        holds as pictures are read, so a server cannot be made to open anything else."""
+        from .ingest.readers import Unreadable
+        from .ingest.readers.image import thumbnail
+        from .ingest.walk import read_bytes
+        from .store import images
+
+        config = self._image_config()
+        store = self._open_store()
+        with store.snapshot():
+            found = images.find(store, str(path), config.image_model.dim)
+        if found is None:
+            raise SearcherError(f"{path}: not a picture in this index")
+        try:
+            return thumbnail(read_bytes(Path(path))[0], side)
+        except Unreadable as exc:
+            raise SearcherError(f"{path}: cannot read it now ({exc.reason}); index the folder again") from None
 
     def __enter__(self) -> Searcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+        raise SearcherError(f"k must be a positive whole number, got {k!r}")
+
+
+def _file_kind(path: str) -> str:
+    """The reader of an indexed file, from its name (pictures: ``image``)."""
+    from .ingest.readers import kind_of
+    from .ingest.readers.image import is_image_name
+
+    name = os.path.basename(path)
+    return kind_of(name) or ("image" if is_image_name(name) else "text")

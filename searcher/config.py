@@ -16,6 +16,7 @@ from typing import Any
 
 from .embed.base import ModelInfo
 from .embed.encoder import PRECISIONS
+from .embed.images import ImageModelInfo
 from .embed.onnx import QueryEncoderInfo
 from .errors import SearcherError
 from .ingest.chunking import ChunkingConfig
@@ -37,6 +38,7 @@ class IndexConfig:
     # differ slightly, so an index keeps the one it was built with, for its chunks and its queries
     precision: str = "float32"
     vectors: AnnSettings = AnnSettings()
+    image_model: ImageModelInfo | None = None      # None: the index reads no images (docs/images.md)
 
     def to_dict(self) -> dict[str, Any]:
         extra = {"query_encoder": self.query_encoder.to_dict()} if self.query_encoder else {}
@@ -50,6 +52,7 @@ class IndexConfig:
             **extra,
             "vector_store": self.vector_store.to_dict(),
             "encoder": {"precision": self.precision},
+            **({"image_model": self.image_model.to_dict()} if self.image_model else {}),
         }
 
     @classmethod
@@ -64,7 +67,8 @@ class IndexConfig:
                    query_encoder=QueryEncoderInfo.from_dict(qe) if qe else None,
                    vector_store=VectorStoreConfig.from_dict(d.get("vector_store")),   # absent: before Milvus
                    precision=precision,
-                   vectors=AnnSettings(v.get("ann", "auto"), v.get("dtype", "float32"), v.get("memory_budget")))
+                   vectors=AnnSettings(v.get("ann", "auto"), v.get("dtype", "float32"), v.get("memory_budget")),
+                   image_model=ImageModelInfo.from_dict(d["image_model"]) if d.get("image_model") else None)
 
 
 def vectors_entry(v: AnnSettings) -> dict[str, Any]:

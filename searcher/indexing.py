@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,11 +26,14 @@ from .embed.base import TextEncoder
 from .errors import SearcherError
 from .ingest import skiplog
 from .ingest.chunking import ChunkingConfig, chunk_document
-from .ingest.walk import FileEntry, Skipped, Unreadable, WalkOptions, read_document, walk, walk_paths
+from .ingest.walk import FileEntry, Skipped, Unreadable, WalkOptions, read_document, read_image, walk, walk_paths
 from .records import Chunk, Document, FileReport, IndexReport
 from .store.faiss_index import VectorIndex
 from .store.keyword import terms
 from .store.sqlite import Store, text_hash
+
+if TYPE_CHECKING:
+    from .image_indexing import ImageWriter
 
 # (files read, files to read) — called as the run advances, for progress bars; from the reader thread.
 Progress = Callable[[int, int], None]
@@ -74,7 +78,7 @@ class Writer:
     method (and ``token_spans`` for chunking) can stand in for the local model."""
 
     def __init__(self, store: Store, vectors: VectorIndex, encoder: Callable[[], TextEncoder],
-                 chunking: ChunkingConfig):
+                 chunking: ChunkingConfig, images: ImageWriter | None = None):
         # the encoder is asked for only when there is text to cut or embed: a run that finds
         # nothing changed never loads the model
         self.store, self.vectors, self.encoder, self.chunking = store, vectors, encoder, chunking
@@ -82,6 +86,7 @@ class Writer:
         self._queue: dict[bytes, str] = {}      # text hash → text, not embedded yet
         self._fresh: dict[bytes, np.ndarray] = {}   # embedded this run, for documents not committed yet
         self.reports: list[FileReport] = []
+        self.images = images      # the index has an image model: pictures go there (image_indexing.py)
 
     def calibration_queries(self) -> np.ndarray:
         """Vectors to calibrate the vector structure with: ``query_like`` runs of words from
@@ -91,7 +96,7 @@ class Writer:
     @property
     def pending(self) -> int:
         """Documents waiting to be committed."""
-        return len(self._pending)
+        return len(self._pending) + (self.images.pending if self.images else 0)
 
     def chunk(self, doc: Document) -> list[Chunk]:
         return chunk_document(doc.text, doc.blocks, self.encoder().token_spans, self.chunking,
@@ -113,6 +118,10 @@ class Writer:
 
     def step(self) -> None:
         """Embed the longest waiting texts, then commit them with every document now complete."""
+        if self.images and self.images.pending:
+            self.images.step()
+        if not self._pending:
+            return
         longest = sorted(self._queue, key=lambda h: len(self._queue[h]), reverse=True)[:STEP_CHUNKS]
         vecs = self.encoder().encode([self._queue[h] for h in longest]) if longest else []
         fresh = dict(zip(longest, vecs))
@@ -146,6 +155,8 @@ class Writer:
         """Embed and commit everything queued."""
         while self._pending:
             self.step()
+        if self.images:
+            self.images.flush()
 
     def remove(self, doc_ids: Iterable[str]) -> int:
         """Delete documents now, in one commit; returns how many existed."""
@@ -179,6 +190,8 @@ class Writer:
         self.vectors.save(folder, gen)
         with self.store.write(new_generation=False):
             self.store.prune_tombstones(gen)
+        if self.images:
+            self.images.finish()
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,7 @@ class _Read:
     doc: Document | None = None
     chunks: list[Chunk] | None = None      # None: content unchanged (same hash as indexed)
     error: Unreadable | None = None
+    picture: Any = None                    # an image's ``Picture``, when its content changed
 
 
 def _read_ahead(entries: list[FileEntry], read: Callable[[FileEntry], _Read]) -> Iterator[_Read | None]:
@@ -305,8 +319,12 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     def read(e: FileEntry) -> _Read:
         """In the reader thread: one file read, hashed and chunked; progress counts files read."""
         nonlocal done
+        picture = None
         try:
-            doc = read_document(e, options.max_bytes)
+            if e.kind == "image":
+                doc, picture = read_image(e, options.max_bytes)
+            else:
+                doc = read_document(e, options.max_bytes)
         except Unreadable as exc:
             return _Read(e, error=exc)
         finally:
@@ -316,6 +334,8 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
         state = known.get(str(e.path))
         if state and state.sha256 == doc.sha256:
             return _Read(e, doc)
+        if picture is not None:
+            return _Read(e, doc, picture=picture)
         return _Read(e, doc, writer.chunk(doc))
 
     with closing(_read_ahead(to_read, read)) as results:
@@ -334,6 +354,8 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
                     keep.discard(path)
                     reports.append(FileReport(path, "removed" if state else "skipped", r.error.reason,
                                               kind=r.entry.kind, failed=r.error.failed))
+            elif r.picture is not None:
+                writer.images.put(r.doc, r.picture, "updated" if state else "added")
             elif r.chunks is None:
                 touched.append((path, r.doc.size, r.doc.mtime_ns))
                 reports.append(FileReport(path, "unchanged", kind=r.entry.kind))
@@ -347,6 +369,9 @@ def index_folder(root: Path, writer: Writer, options: WalkOptions, progress: Pro
     reports += [FileReport(p, "removed", "deleted from the folder") for p in gone if p not in reported]
     reports += writer.reports
     writer.reports = []
+    if writer.images:
+        reports += writer.images.reports
+        writer.images.reports = []
     with writer.store.write(new_generation=False):
         skiplog.record(writer.store.conn, str(root) if paths is None else [str(p) for p in paths], reports)
     return IndexReport(tuple(sorted(reports, key=lambda r: r.path)), time.monotonic() - started)

@@ -354,3 +354,20 @@ class MapReport:
         return {"path": self.path, "documents": self.documents, "projection": self.projection,
                 "color_by": self.color_by, "topics": [t.to_dict() for t in self.topics],
                 "seconds": round(self.seconds, 3)}
+
+
+# ---- images (docs/images.md) ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageHit:
+    """A picture found by a sentence (CLIP) or by another picture; ``score`` is the cosine of the
+    two vectors in the index's image space (-1..1, higher is more alike)."""
+
+    id: str                      # the document id: the file's path
+    path: str
+    score: float
+    width: int                   # the file's size in pixels
+    height: int
+    taken: str | None            # EXIF DateTimeOriginal (else DateTime), ISO 8601 without a time zone
+
+    def to_dict(self) -> dict[str, Any]:
+        return _doc_dict(self)

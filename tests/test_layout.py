@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("searcher.store",),
     ("searcher.search",),
     ("searcher.analyze",),
-    ("searcher", "searcher.api", "searcher.config", "searcher.indexing", "searcher.watch"),
+    ("searcher", "searcher.api", "searcher.config", "searcher.indexing", "searcher.image_indexing", "searcher.watch"),
     ("searcher.interfaces", "searcher.integrations", "searcher.client", "searcher.__main__"),
 )
 

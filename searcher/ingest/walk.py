@@ -20,6 +20,7 @@ import pathspec
 from ..records import Document
 from .readers import SUFFIXES, Unreadable, binary_suffix, decode, extract, kind_of
 from .readers.base import utf16_codec
+from .readers.image import Picture, is_image_name, read_picture
 
 __all__ = [
     "IGNORE_FILES",
@@ -32,6 +33,7 @@ __all__ = [
     "decode",
     "read_bytes",
     "read_document",
+    "read_image",
     "walk",
     "walk_paths",
 ]
@@ -53,6 +55,7 @@ class WalkOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     hidden: bool = False             # descend into hidden folders and read hidden files
     ignore_files: bool = True        # honour .gitignore and .searcherignore
+    images: bool = False             # read images (kind "image"): the index has an image model
 
     def reading(self, patterns: Iterable[str]) -> WalkOptions:
         """These options, also reading as plain text what ``--ext`` names: ``.log`` (and ``log``)
@@ -122,7 +125,7 @@ def walk(root: Path, options: WalkOptions = WalkOptions()) -> Iterator[FileEntry
     it is checked like a file found in a folder, and read as plain text if its type is unknown.
     """
     if root.is_file():
-        kind = kind_of(root.name, options.extensions, options.names)
+        kind = _kind(root, options)
         yield from _check_file(root, kind or "text", options, sniffed=kind is None)
         return
     yield from _walk(root, _IgnoreRules().with_folder(root) if options.ignore_files else _IgnoreRules(),
@@ -155,7 +158,7 @@ def _passed_over(path: Path, is_dir: bool, rules: _IgnoreRules, options: WalkOpt
 def _visit(path: Path, is_dir: bool, is_link: bool, rules: _IgnoreRules,
            options: WalkOptions) -> Iterator[FileEntry | Skipped]:
     """One path the walk does not pass over (not hidden, not ignored): a folder is walked, a file checked."""
-    kind = kind_of(path.name, options.extensions, options.names)
+    kind = _kind(path, options)
     if is_link:
         try:
             target = os.stat(path)
@@ -175,6 +178,12 @@ def _visit(path: Path, is_dir: bool, is_link: bool, rules: _IgnoreRules,
         yield Skipped(path, f"binary file type: '{suffix}' (if it holds text, add it with --ext {suffix})")
         return
     yield from _check_file(path, kind or "text", options, sniffed=kind is None)
+
+
+def _kind(path: Path, options: WalkOptions) -> str | None:
+    """The reader for a file: its text reader, else ``image`` when images are read, else None."""
+    kind = kind_of(path.name, options.extensions, options.names)
+    return "image" if kind is None and options.images and is_image_name(path.name) else kind
 
 
 class PathRules:
@@ -302,6 +311,17 @@ def _binary(head: bytes) -> bool:
     from charset_normalizer import is_binary
 
     return utf16_codec(head) is None and is_binary(head)
+
+
+def read_image(entry: FileEntry, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Document, Picture]:
+    """Read one image file: a ``Document`` without text (for the documents table and change
+    detection) and its ``Picture``; raise ``Unreadable`` with the reason if it is not usable."""
+    data, st = read_bytes(entry.path, max_bytes)
+    if not data:
+        raise Unreadable("empty file")
+    picture = read_picture(data)
+    return (Document(id=str(entry.path), text="", path=str(entry.path), size=st.st_size, mtime_ns=st.st_mtime_ns,
+                     sha256=hashlib.sha256(data).hexdigest(), kind="image"), picture)
 
 
 def read_document(entry: FileEntry, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:

@@ -99,6 +99,10 @@ def index(
     ray_address: Annotated[Optional[str], typer.Option(
         help="Embed on a Ray cluster: auto (the cluster this machine belongs to), ray://HEAD:10001, or local "
         "(start one here).", show_default=False, metavar="ADDRESS")] = None,
+    image_model: Annotated[Optional[str], typer.Option(
+        help="Also index pictures (jpg, png, webp, gif, bmp, tiff) with this image model: efficientnet-lite0 "
+        "(shipped, offline; picture → picture) or a sentence-transformers CLIP name or folder (also sentence → "
+        "picture). Recorded in the index; docs/images.md.", show_default=False, metavar="MODEL")] = None,
     json_out: JsonOpt = False, quiet: QuietOpt = False, progress_choice: ProgressOpt = ProgressChoice.auto,
 ) -> None:
     """Index a folder: add new files, re-embed only changed text, drop deleted files.
@@ -113,7 +117,8 @@ def index(
         s = searcher_for(index, name, model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
                       batch_size=batch_size, vector_store=store, milvus_token=milvus_token, ray_address=ray_address,
                       precision=precision, ann=ann.value if ann else None,
-                      vector_dtype=vector_dtype.value if vector_dtype else None, memory_budget=memory_budget)
+                      vector_dtype=vector_dtype.value if vector_dtype else None, memory_budget=memory_budget,
+                      image_model=image_model)
         with output.progress(output.progress_style(progress_choice.value, quiet)) as progress:
             report = s.index(folder, options=options, progress=progress)
         if json_out:
@@ -152,6 +157,12 @@ def search(
         show_default=False, metavar="MODEL")] = None,
     fusion: FusionOpt = FusionChoice.zscore, feedback: FeedbackOpt = True,
     index: IndexOpt = None, name: NameOpt = "default", model: ModelOpt = None,
+    images: Annotated[bool, typer.Option(
+        "--images", help="Search the index's pictures instead of its text (needs a CLIP --image-model); score: "
+        "cosine of sentence and picture.")] = False,
+    image_model: Annotated[Optional[str], typer.Option(
+        help="With --images: the image model to load (default: the index's own; another one is an error).",
+        show_default=False, metavar="MODEL")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Search an index: rank, score, path:line and a snippet per hit (or JSON lines).
@@ -163,6 +174,10 @@ def search(
     from ..search.snippets import make_snippet
 
     def go() -> None:
+        if images:
+            output.print_image_hits(searcher_for(index, name, model, image_model=image_model).search_images(query, k=k),
+                                    json_out)
+            return
         hits = searcher_for(index, name, model).search(query, k=k, mode=mode.value,
                                                      filters=filters_from(path, type_, since, before, meta),
                                                      group_by_file=group_by_file, min_score=min_score, rerank=rerank,
@@ -241,6 +256,10 @@ def info(index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = 
                    f"weights {m['fingerprint'][:12]})")
         typer.echo(f"chunking:   ≤ {data['chunking']['max_tokens']} tokens, "
                    f"{data['chunking']['overlap_tokens']} overlap")
+        if data.get("image_model"):
+            im = data["image_model"]
+            typer.echo(f"pictures:   {data['images']}, image model {im['name']} (dim {im['dim']}, weights "
+                       f"{im['fingerprint'][:12]}{', reads text' if im['reads_text'] else ''})")
         detail = data["ann_detail"]
         measured = (f"; recall@10 {detail['recall@10']:.3f} vs exact, measured on {detail['recall_queries']} "
                     f"query-like probes at {detail['measured_at']} vectors ({'efSearch' if data['ann'] == 'hnsw' else 'nprobe'} "

@@ -33,7 +33,8 @@ def _label(doc_id: str, path: str | None) -> str:
 
 def similar(
     target: Annotated[Optional[str], typer.Argument(
-        help="An indexed document: its path or id, or one chunk as ID#N.", show_default=False, metavar="DOCUMENT")] = None,
+        help="An indexed document: its path or id, or one chunk as ID#N; or a picture (jpg, png, ...), indexed "
+        "or not, when the index has an image model.", show_default=False, metavar="DOCUMENT")] = None,
     file: Annotated[Optional[Path], typer.Option(
         "--file", help="Compare a file that need not be indexed (read, chunked and embedded like any file).",
         show_default=False, metavar="PATH")] = None,
@@ -41,8 +42,15 @@ def similar(
     path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
     meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
 ) -> None:
-    """Documents like a given one (meaning and shared rare words), most alike first."""
+    """Documents like a given one (meaning and shared rare words), most alike first; pictures like a
+    given picture (cosine of their image vectors)."""
+    from ..ingest.readers.image import is_image_name
+
     def go() -> None:
+        picture = target or file
+        if picture is not None and is_image_name(str(picture)):
+            output.print_image_hits(searcher_for(index, name).similar_images(picture, k), json_out)
+            return
         found = searcher_for(index, name).similar(target, k, file=file, filters=filters_from(path, type_, since, before, meta))
         for rank, d in enumerate(found, 1):
             if json_out:
@@ -71,19 +79,32 @@ def duplicates(
     near_threshold: Annotated[Optional[float], typer.Option(
         help="Near tier: share of the shorter text's word 3-grams found in the other, 0..1 (default 0.6).",
         show_default=False, metavar="SCORE")] = None,
+    images: Annotated[bool, typer.Option(
+        "--images", help="Group near-identical pictures instead: exact (perceptual hashes within --hash-distance "
+        "bits) and near (image vectors' cosine ≥ --near-threshold, default 0.85).")] = False,
+    hash_distance: Annotated[Optional[int], typer.Option(
+        help="With --images: exact tier, most differing bits of the 64-bit perceptual hashes (default 4).",
+        show_default=False, metavar="BITS")] = None,
     path: PathOpt = None, type_: TypeOpt = None, since: SinceOpt = None, before: BeforeOpt = None,
     meta: MetaOpt = None, index: IndexOpt = None, name: NameOpt = "default", json_out: JsonOpt = False,
 ) -> None:
-    """Groups of documents that say the same thing, each pair with its tier and score."""
+    """Groups of documents that say the same thing (or, with --images, near-identical pictures), each pair
+    with its tier and score."""
     def go() -> None:
-        groups = searcher_for(index, name).duplicates(
-            tiers=[t.value for t in tier] if tier else ("exact", "near", "semantic"), chunks=chunks,
-            threshold=threshold, near_threshold=near_threshold, filters=filters_from(path, type_, since, before, meta))
+        s = searcher_for(index, name)
+        if images:
+            groups = s.duplicate_images(tiers=[t.value for t in tier] if tier else ("exact", "near"),
+                                        hash_distance=hash_distance, near_threshold=near_threshold)
+        else:
+            groups = s.duplicates(
+                tiers=[t.value for t in tier] if tier else ("exact", "near", "semantic"), chunks=chunks,
+                threshold=threshold, near_threshold=near_threshold,
+                filters=filters_from(path, type_, since, before, meta))
         for n, g in enumerate(groups, 1):
             if json_out:
                 typer.echo(output.json_line({"group": n, **g.to_dict()}))
                 continue
-            typer.echo(f"group {n}: {len(g.ids)} {'chunks' if chunks else 'documents'}, {g.tier}")
+            typer.echo(f"group {n}: {len(g.ids)} {'pictures' if images else 'chunks' if chunks else 'documents'}, {g.tier}")
             names = dict(zip(g.ids, g.paths))
             for p in g.pairs:
                 typer.echo(f"  {p.tier:<8} {p.score:.3f}  {_label(p.a, names[p.a] if not chunks else None)}"

@@ -132,3 +132,15 @@ def print_files(data: dict[str, Any]) -> None:
     typer.echo(f"skipped ({len(data['skipped'])}):")
     for f in data["skipped"]:
         typer.echo(f"  {display(f['path'])}: {f['reason']}")
+
+
+def print_image_hits(hits, json_out: bool) -> None:
+    """Pictures found (``ImageHit``): rank, score, path, size and EXIF date, or JSON lines."""
+    for rank, h in enumerate(hits, 1):
+        if json_out:
+            typer.echo(json_line({"rank": rank, **h.to_dict()}))
+        else:
+            typer.echo(f"{rank:>3}  {h.score:.3f}  {display(h.path)}  {h.width}×{h.height}"
+                       + (f"  taken {h.taken.replace('T', ' ')}" if h.taken else ""))
+    if not hits and not json_out:
+        typer.echo("no pictures", err=True)

@@ -244,3 +244,30 @@ class MapIn(_Strict):
     n: Optional[int] = Field(None, ge=2, description="How many topics (default: where the topics are most clearly apart, 2..12).")
     filters: Optional[FiltersIn] = None
     index: Optional[str] = None
+
+
+# ---- images (docs/images.md) ---------------------------------------------------------------------
+class ImageSearchIn(_Strict):
+    query: str = Field(..., description="A sentence describing the picture (needs a CLIP image model).")
+    k: int = Field(10, ge=1, description="Number of pictures.")
+    index: Optional[str] = Field(None, description="Index name (default: the first --index).")
+
+
+class ImageSimilarIn(_Strict):
+    path: str = Field(..., min_length=1, max_length=4096, description="An indexed picture's path.")
+    k: int = Field(10, ge=1, description="Number of pictures.")
+    index: Optional[str] = Field(None, description="Index name (default: the first --index).")
+
+
+class ImagesOut(BaseModel):
+    index: str
+    images: list[dict[str, Any]] = Field(..., description="id, path, score (cosine), width, height, taken "
+                                                          "(EXIF date or null); best first.")
+
+
+class ImageDuplicatesIn(_Strict):
+    tiers: list[Literal["exact", "near"]] = Field(["exact", "near"], min_length=1)
+    hash_distance: Optional[StrictInt] = Field(None, ge=0, le=64, description="Exact tier: most differing bits "
+                                                                              "of the perceptual hashes (default 4).")
+    near_threshold: Optional[Fraction] = Field(None, description="Near tier: least cosine (default 0.85).")
+    index: Optional[str] = None

@@ -61,6 +61,10 @@ from .schemas import (
     FiltersIn,
     HealthOut,
     HitOut,
+    ImageDuplicatesIn,
+    ImageSearchIn,
+    ImageSimilarIn,
+    ImagesOut,
     IndexIn,
     JobOut,
     MapIn,
@@ -82,7 +86,7 @@ WEB = Path(__file__).resolve().parent / "web"
 WEB_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 # the page loads only its own files and talks only to this server; no page may frame it
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-                "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+                "img-src 'self' data: blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
                 "frame-ancestors 'none'", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
@@ -323,6 +327,48 @@ def create_app(indexes: list[Path], folders: list[Path] = (), *, token: str | No
             s.map(out, color_by=body.color_by, topics=body.n, filters=_filters(body.filters))
             data = out.read_bytes()
         return Response(data, media_type="text/html" if body.format == "html" else "image/png")
+
+    # ---- images (docs/images.md) ------------------------------------------------------------------
+    @app.post("/images/search", response_model=ImagesOut, dependencies=guarded, responses=ERRORS, tags=["images"])
+    def search_images(body: ImageSearchIn) -> ImagesOut:
+        """Pictures matching a sentence (an index with a CLIP image model), best first."""
+        check_k(body.k)
+        if len(body.query) > state.limits.max_query_chars:
+            raise ApiError(422, f"query: at most {state.limits.max_query_chars} characters")
+        h = state.handle(body.index)
+        with h.reader() as s:
+            found = s.search_images(body.query, body.k)
+        return ImagesOut(index=h.name, images=[x.to_dict() for x in found])
+
+    @app.post("/images/similar", response_model=ImagesOut, dependencies=guarded, responses=ERRORS, tags=["images"])
+    def similar_images(body: ImageSimilarIn) -> ImagesOut:
+        """Pictures like an indexed picture, most alike first (only indexed pictures are read)."""
+        check_k(body.k)
+        h = state.handle(body.index)
+        with h.reader() as s:
+            found = s.similar_images(body.path, body.k, indexed_only=True)
+        return ImagesOut(index=h.name, images=[x.to_dict() for x in found])
+
+    @app.post("/images/duplicates", response_model=DuplicatesOut, dependencies=guarded, responses=ERRORS,
+              tags=["images"])
+    def duplicate_images(body: ImageDuplicatesIn) -> DuplicatesOut:
+        """Groups of near-identical pictures: exact (perceptual hash) and near (image-vector cosine) tiers."""
+        h = state.handle(body.index)
+        with h.reader() as s:
+            groups = s.duplicate_images(tiers=body.tiers, hash_distance=body.hash_distance,
+                                        near_threshold=body.near_threshold)
+        return DuplicatesOut(index=h.name, groups=[g.to_dict() for g in groups])
+
+    @app.get("/images/thumbnail", dependencies=guarded, tags=["images"], response_class=Response,
+             responses={**ERRORS, 200: {"content": {"image/jpeg": {}}, "description": "A small JPEG."}})
+    def thumbnail(path: str = Query(..., min_length=1, max_length=4096),
+                  side: int = Query(256, ge=32, le=512, description="Longest side, in pixels."),
+                  index: Optional[str] = Query(None, max_length=200)) -> Response:
+        """A small JPEG of an indexed picture (only pictures the index holds are read)."""
+        h = state.handle(index)
+        with h.reader() as s:
+            data = s.image_thumbnail(path, side)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
     @app.post("/documents", response_model=DocumentsOut, dependencies=guarded, responses=ERRORS,
               tags=["documents"])

@@ -28,8 +28,7 @@ from .ann import HNSW_EF_CONSTRUCTION, AnnSettings, AnnSpec, AnnState, calibrate
 EXACT_FILTER_MAX = 20_000  # an ANN search whose filter allows at most this many ids scores them exactly
 COMPACT_FRACTION = 0.1     # an HNSW graph is rebuilt when this share of its nodes are tombstones
 REGROW = 2                 # an approximate structure is rebuilt once the index has grown this many times
-_NAME = re.compile(r"^vectors\.g(\d+)\.faiss$")
-_FILE = re.compile(r"^vectors\.g(\d+)\.(faiss|json)$")
+TEXT = "vectors"            # file-name stem of the chunk vectors; the image vectors are "images" (docs/format.md)
 _BATCH = 32_768
 
 
@@ -279,28 +278,29 @@ class VectorIndex:
     def close(self) -> None:
         """Nothing to release: the index lives in this process (a mapped file is unmapped with it)."""
 
-    def save(self, folder: Path, generation: int) -> Path:
-        """Write atomically as the index of ``generation`` and delete older files."""
+    def save(self, folder: Path, generation: int, stem: str = TEXT) -> Path:
+        """Write atomically as the index of ``generation`` and delete older files (``stem``: which
+        vector space of the index, chunks or images)."""
         faiss = _faiss()
-        final = folder / f"vectors.g{generation:012d}.faiss"
+        final = folder / f"{stem}.g{generation:012d}.faiss"
         if not self._dirty and final.exists():
             return final
         meta = {"spec": asdict(self.spec), "state": asdict(self.state), "deleted": self.deleted.tolist()}
         _write_atomic(final.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta), encoding="utf-8"))
         _write_atomic(final, lambda tmp: faiss.write_index(self.index, str(tmp)))
         _fsync_dir(folder)
-        for old in folder.glob("vectors.g*.*"):
-            m = _FILE.match(old.name)
+        for old in folder.glob(f"{stem}.g*.*"):
+            m = re.match(rf"^{stem}\.g(\d+)\.(faiss|json)$", old.name)
             if m and int(m.group(1)) < generation:
                 old.unlink(missing_ok=True)
         self._dirty = False
         return final
 
     @classmethod
-    def load(cls, folder: Path, dim: int) -> tuple[VectorIndex, int] | None:
+    def load(cls, folder: Path, dim: int, stem: str = TEXT) -> tuple[VectorIndex, int] | None:
         """The newest saved index and its generation, or None if there is none. Memory-mapped."""
         faiss = _faiss()
-        for path, gen in sorted(saved_files(folder), key=lambda p: -p[1]):
+        for path, gen in sorted(saved_files(folder, stem), key=lambda p: -p[1]):
             try:
                 meta = _read_meta(path)
                 index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
@@ -386,10 +386,10 @@ def _write_atomic(final: Path, write: Callable[[Path], Any]) -> None:
     os.replace(tmp, final)
 
 
-def saved_files(folder: Path) -> list[tuple[Path, int]]:
+def saved_files(folder: Path, stem: str = TEXT) -> list[tuple[Path, int]]:
     out = []
     for p in folder.iterdir() if folder.is_dir() else ():
-        m = _NAME.match(p.name)
+        m = re.match(rf"^{stem}\.g(\d+)\.faiss$", p.name)
         if m:
             out.append((p, int(m.group(1))))
     return out

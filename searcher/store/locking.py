@@ -21,7 +21,7 @@ from ..errors import LockedError, SearcherError
 LOCK_FILE = "write.lock"
 # the temporary files a writer makes, named with its pid: the ONNX export (embed/onnx.py), the manifest
 # (config.py) and the vector files (store/faiss_index.py), each renamed into place once written
-_TEMP = re.compile(r"\.(?:encoder\.onnx|encoder\.tokenizer\.json|manifest\.json|vectors\.g\d+\.(?:faiss|json))"
+_TEMP = re.compile(r"\.(?:encoder\.onnx|encoder\.tokenizer\.json|manifest\.json|(?:vectors|images)\.g\d+\.(?:faiss|json))"
                    r"\.(\d+)\.tmp")
 
 

@@ -1,5 +1,5 @@
 // searcher's search page: plain JavaScript over the server's own HTTP API (POST /search,
-// GET /documents/{id}, GET /info, GET /files). Document text and file names are only ever put into
+// GET /documents/{id}, GET /info, GET /files; pictures: POST /images/search, GET /images/thumbnail). Document text and file names are only ever put into
 // the page as text (textContent, text nodes), never parsed as HTML.
 "use strict";
 
@@ -10,11 +10,15 @@ const DEBOUNCE_MS = 250;
 // ---- talking to the server --------------------------------------------------------------------
 let tokenAsked = null;   // the pending token prompt, so that parallel requests share one
 
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? {"Authorization": "Bearer " + token} : {};
+}
+
 async function api(method, path, body) {
   for (;;) {
-    const headers = {};
+    const headers = authHeaders();
     const token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers["Authorization"] = "Bearer " + token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const res = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
     if (res.status === 401) {
@@ -141,7 +145,13 @@ async function runSearch() {
   }
   $("status").textContent = "searching…";
   try {
+    if (body.mode === "images") {
+      const out = await api("POST", "/images/search", {query: body.query, k: body.k, index: body.index});
+      if (mine === latest) drawPictures(out, body.query);
+      return;
+    }
     const out = await api("POST", "/search", body);
+    showPictureMode();
     if (mine !== latest) return;
     drawHits(out, body.query);
   } catch (err) {
@@ -174,6 +184,49 @@ function drawHits(out, query) {
   });
   $("hits").replaceChildren(...items);
   $("hits").dataset.query = query;   // which query the list answers (tests and scripts wait for it)
+}
+
+// ---- pictures (an index with a CLIP image model: docs/images.md) ---------------------------------
+async function thumbnail(index, path) {
+  // the thumbnail endpoint needs the token too, which an <img src> cannot send: fetched, then a blob URL
+  const p = new URLSearchParams({path, side: "192"});
+  if (index) p.set("index", index);
+  const res = await fetch("/images/thumbnail?" + p.toString(), {headers: authHeaders()});
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return URL.createObjectURL(await res.blob());
+}
+
+function drawPictures(out, query) {
+  $("status").className = "";
+  $("status").textContent = `${out.images.length} picture${out.images.length === 1 ? "" : "s"}`;
+  const items = out.images.map((img) => {
+    const name = img.path.slice(img.path.lastIndexOf("/") + 1);
+    const pic = el("img", {class: "thumb", alt: name});
+    thumbnail(out.index, img.path).then((url) => { pic.src = url; },
+                                        () => pic.replaceWith(el("span", {class: "thumb muted", text: "no preview"})));
+    const about = `${img.width}×${img.height}` + (img.taken ? `, taken ${img.taken.replace("T", " ")}` : "");
+    return el("li", {class: "picture"},
+      el("div", {class: "hit", tabindex: "0"}, pic,
+         el("div", {}, el("span", {class: "score", title: "cosine", text: img.score.toFixed(3)}), where(img),
+            el("p", {class: "snippet muted", text: about}))));
+  });
+  $("hits").replaceChildren(...items);
+  $("hits").dataset.query = query;
+}
+
+let picturesChecked;   // the index whose "pictures" mode was decided (undefined: none yet)
+
+async function showPictureMode() {
+  // the "pictures" mode only where the index's image model reads sentences (CLIP). Never asks for the
+  // token: without one yet, this is tried again after the first search that had it.
+  const index = currentIndex();
+  if (picturesChecked === index) return;
+  const res = await fetch("/info" + (index ? "?" + new URLSearchParams({index}).toString() : ""),
+                          {headers: authHeaders()}).catch(() => null);
+  if (!res || !res.ok) return;
+  const info = await res.json();
+  picturesChecked = index;
+  $("mode-images").hidden = !(info.image_model && info.image_model.reads_text);
 }
 
 // arrows move between the query box and the hits; Enter on a hit opens it (it is a link)
@@ -282,7 +335,11 @@ async function start() {
   const select = $("index-select");
   select.replaceChildren(...health.indexes.map((name) => el("option", {value: name, text: name})));
   $("index-choice").hidden = health.indexes.length < 2;
-  select.addEventListener("change", () => (location.hash.startsWith("#/index") ? openIndex() : runSearch()));
+  select.addEventListener("change", () => {
+    showPictureMode();
+    return location.hash.startsWith("#/index") ? openIndex() : runSearch();
+  });
+  showPictureMode();
   $("q").addEventListener("input", () => scheduleSearch(DEBOUNCE_MS));
   // options search at once; the query box searches as you type (its change event, on leaving it, must not
   // redraw the hits that the arrow keys just moved the focus to)
