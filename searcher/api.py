@@ -191,8 +191,10 @@ class Searcher:
         if qe is not None and qe.kind == "torch":
             return None
         shared = find_export(config.model.fingerprint, config.precision)
-        if shared is None or (check and not shared.intact()):
+        if shared is None:
             return None
+        if check and not shared.intact():
+            raise SearcherError(f"{shared.folder / ONNX_FILE}: its bytes are not those checked when it was made")
         return load_export(shared, config.model.name, threads)
 
     def _query_encoder(self, config: IndexConfig) -> QueryEncoder:

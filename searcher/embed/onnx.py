@@ -45,6 +45,21 @@ _OTHER_SUFFIXES = {".onnx", ".h5", ".msgpack", ".ot", ".md"}
 # window in 25.5 against 34.2 ms (docs/benchmarks.md, cold_query); the searches come after, not beside
 QUERY_THREADS = min(2, os.cpu_count() or 1)
 SAMPLE_CHUNKS = 48            # stored chunks added to the built-in texts for the check
+# A shared export is usually made before its first index holds any chunk: these stand in for them
+# (prose of several lengths, a title, a list, a table row, mixed case and digits, German, emoji).
+EXPORT_TEXTS = (
+    "Backups run every Sunday at 02:00 and keep eight weekly copies in the offsite bucket.",
+    "# Sourdough bread\n\nMix flour, water and starter. Let the dough rise overnight, then bake it.",
+    "The boundary layer separates from the wing surface when the adverse pressure gradient grows too large, "
+    "and the flow downstream becomes turbulent; the experiments measured the transition point at Mach 0.8.",
+    "Myeloid-derived suppressor cells (MDSC) were expanded in the bone marrow of 24 patients (p < 0.01).",
+    "- install the package\n- run `searcher index ~/notes`\n- search: searcher search 'log rotation'",
+    "| name | size | modified |\n| report.pdf | 2.4 MB | 2024-03-01 |",
+    "WHY DOES THE SERVER RETURN HTTP 503 AFTER 30s? see ticket #4711",
+    "Die Sicherung läuft jeden Sonntag; danach wird die Datenbank geprüft.",
+    "great results 🎉🎉 thanks everyone!",
+    "\n\n   \t  ",
+)
 
 @dataclass(frozen=True)
 class QueryEncoderInfo:
@@ -109,9 +124,11 @@ class SharedExport:
         return found if whole and found.info.kind == "onnx" and d.get("version") == EXPORT_VERSION else None
 
     def intact(self) -> bool:
-        """Whether the .onnx file still has the bytes that were checked (hashes it: index runs only)."""
+        """Whether the .onnx file still has the bytes that were checked (hashes it once per process
+        and file version: index runs only)."""
         try:
-            return _sha256(self.folder / ONNX_FILE) == self.info.sha256
+            stat = (self.folder / ONNX_FILE).stat()
+            return _hashed(str(self.folder / ONNX_FILE), stat.st_size, stat.st_mtime_ns) == self.info.sha256
         except OSError:
             return False
 
@@ -312,7 +329,7 @@ def make_export(encoder: Exportable, model: ModelInfo, special_tokens: int,
         tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
         tmp.mkdir()
         try:
-            info = export(encoder, tmp, sample)
+            info = export(encoder, tmp, [*EXPORT_TEXTS, *sample])
             outcome.append(info)
             if info.kind != "onnx":
                 return
@@ -388,6 +405,11 @@ def transient(exc: BaseException) -> bool:
 
 _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EMFILE,
               errno.ENFILE, errno.ENOMEM}
+
+
+@lru_cache(maxsize=8)
+def _hashed(path: str, size: int, mtime_ns: int) -> str:
+    return _sha256(Path(path))
 
 
 def _sha256(path: Path) -> str:
