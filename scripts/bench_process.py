@@ -134,7 +134,11 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     for name in a.folders.split(","):
         folder = folders[name]
-        words = 1000 if name == "short" else 200      # short: a file is one chunk for the peers too
+        cache = a.work / "cache"
+        rows: dict[str, list[dict[str, Any]]] = {"first": [ours(folder, a.work / "idx", cache, True, env)], "cached": []}
+        # short: a file is one chunk for the peers too; long: windows of as many words as our chunks hold
+        total = sum(len(p.read_text(encoding="utf-8").split()) for p in folder.glob("*.txt"))
+        words = 1000 if name == "short" else round(total / rows["first"][0]["chunks"])
         screen = {}
         for system in a.peers.split(","):
             try:
@@ -144,15 +148,14 @@ def main() -> None:
             print(name, system, screen[system], flush=True)
         ok = {s: r for s, r in screen.items() if "error" not in r}
         fastest = min(ok, key=lambda s: ok[s]["cpu"])
-        rows: dict[str, list[dict[str, Any]]] = {"first": [], "cached": [], fastest: [ok[fastest]]}
-        cache = a.work / "cache"
+        rows[fastest] = [ok[fastest]]
         for i in range(a.runs):
-            rows["first"].append(ours(folder, a.work / "idx", cache, True, env))
-            rows["cached"].append(ours(folder, a.work / "idx", cache, False, env))
-            if i:   # the screening run counts as the first
+            if i:   # round 0: the run before the screening, and the screening run
+                rows["first"].append(ours(folder, a.work / "idx", cache, True, env))
                 rows[fastest].append(peer(a.peer_python, fastest, folder, a.work / "peers", words, env))
+            rows["cached"].append(ours(folder, a.work / "idx", cache, False, env))
             print(name, i, {k: v[-1] for k, v in rows.items()}, flush=True)
-        results[name] = {"screen": screen, "fastest": fastest, "rows": rows,
+        results[name] = {"screen": screen, "fastest": fastest, "rows": rows, "words": words,
                          "docs": len(list(folder.glob("*.txt")))}
     load_after = os.getloadavg()
     body = report(results, a, load_before, load_after)
@@ -174,13 +177,15 @@ def report(results: dict[str, dict[str, Any]], a: argparse.Namespace, before: tu
              "*first* = empty user cache (torch loads the model, exports and checks it: the first index of the "
              "model on the machine), *cached* = the checked export already in the cache (every later index). "
              "A peer's process runs only its build (peer_bench.py's `build`, the same folder cut by its "
-             "`load_chunks`; short folder: one chunk per file; long: 200-word windows), same packaged "
+             "`load_chunks`; short folder: one chunk per file; long: windows of as many words as our chunks hold on "
+             "average, so that both embed about as many chunks), same packaged "
              "all-MiniLM-L6-v2, batch 32. Every peer ran once; the one with the least CPU then alternated with "
              f"ours, {a.runs} rounds; medians. Ratio = the peer's CPU ÷ ours (goal ≥ 1.3 for *cached*).", ""]
     for name, r in results.items():
         rows, fastest = r["rows"], r["fastest"]
         what = (f"cranfield, {r['docs']} abstracts, a file each" if name == "short" else
-                f"SciFact, the first {a.long_docs} abstracts, {a.per_file} to a file ({r['docs']} files)")
+                f"SciFact, the first {a.long_docs} abstracts, {a.per_file} to a file ({r['docs']} files; "
+                f"the peers' windows: {r['words']} words)")
         lines += [f"### {name} documents: {what}", "",
                   "Screening (one run each, CPU s): " + ", ".join(
                       f"{s} {v['cpu']:.1f}" if "error" not in v else f"{s} failed ({v['error'][:60]})"

@@ -331,7 +331,10 @@ class Searcher:
             except SearcherError:   # a damaged export: made again below, or at the end of the run
                 self._export_broken = True
             if not _static_index(config) and self._model_name in (None, config.model.name) and self._export_wanted():
-                self._export_query_encoder()     # tokenizing and embedding then go through it alone
+                try:
+                    self._export_query_encoder()     # tokenizing and embedding then go through it alone
+                except SearcherError:   # the machine's failure (a full disk): the end of the run tries again, says it
+                    return self._encoder_for(config)
                 self._export_broken = False
                 try:
                     if light := self._light_encoder(self._read_config(), cores):
