@@ -194,7 +194,7 @@ class Searcher:
         if shared is None:
             return None
         if check and not shared.intact():
-            raise SearcherError(f"{shared.folder / ONNX_FILE}: its bytes are not those checked when it was made")
+            raise SearcherError(f"{shared.folder}: its files' bytes are not those checked when they were made")
         return load_export(shared, config.model.name, threads)
 
     def _query_encoder(self, config: IndexConfig) -> QueryEncoder:

@@ -73,6 +73,14 @@ def test_a_deleted_or_damaged_cache_entry_is_made_again_or_named_in_one_line(tmp
     assert find_export(config["fingerprint"], "float32").intact()
     assert Searcher(idx).search("when to prune apple trees", k=1)[0].path.endswith("new.md")
 
+    (folder / TOKENIZER_FILE).write_text("{not json")           # a garbage tokenizer: also made again
+    with pytest.raises(SearcherError, match="cannot load them"):
+        Searcher(idx).search("rotate the logs", k=1)
+    (notes / "newer.md").write_text("Plums ripen in August.\n")
+    Searcher(idx).index(notes)                                  # a run that embeds finds it, as for the graph
+    assert find_export(config["fingerprint"], "float32").intact()
+    assert Searcher(idx).search("when to prune apple trees", k=1)[0].path.endswith("new.md")
+
     os.truncate(onnx, onnx.stat().st_size // 2)                  # truncated: seen without hashing, as if deleted
     assert find_export(config["fingerprint"], "float32") is None
 

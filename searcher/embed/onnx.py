@@ -106,10 +106,12 @@ class SharedExport:
     special_tokens: int
     info: QueryEncoderInfo
     size: int                    # of the .onnx file: a truncated copy is seen without hashing it
+    tokenizer_sha256: str
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": EXPORT_VERSION, "model": self.model.to_dict(), "precision": self.precision,
-                "special_tokens": self.special_tokens, "onnx_bytes": self.size, "query_encoder": self.info.to_dict()}
+                "special_tokens": self.special_tokens, "onnx_bytes": self.size,
+                "tokenizer_sha256": self.tokenizer_sha256, "query_encoder": self.info.to_dict()}
 
     @classmethod
     def read(cls, folder: Path) -> SharedExport | None:
@@ -117,18 +119,19 @@ class SharedExport:
         try:
             d = json.loads((folder / RECORD).read_text(encoding="utf-8"))
             found = cls(folder, ModelInfo(**d["model"]), d["precision"], int(d["special_tokens"]),
-                        QueryEncoderInfo.from_dict(d["query_encoder"]), int(d["onnx_bytes"]))
+                        QueryEncoderInfo.from_dict(d["query_encoder"]), int(d["onnx_bytes"]), d["tokenizer_sha256"])
             whole = (folder / ONNX_FILE).stat().st_size == found.size and (folder / TOKENIZER_FILE).is_file()
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return found if whole and found.info.kind == "onnx" and d.get("version") == EXPORT_VERSION else None
 
     def intact(self) -> bool:
-        """Whether the .onnx file still has the bytes that were checked (hashes it once per process
-        and file version: index runs only)."""
+        """Whether both files still have the bytes that were checked (hashed once per process and
+        file version: index runs only)."""
         try:
-            stat = (self.folder / ONNX_FILE).stat()
-            return _hashed(str(self.folder / ONNX_FILE), stat.st_size, stat.st_mtime_ns) == self.info.sha256
+            return all(_hashed(str(path), path.stat().st_size, path.stat().st_mtime_ns) == sha
+                       for path, sha in ((self.folder / ONNX_FILE, self.info.sha256),
+                                         (self.folder / TOKENIZER_FILE, self.tokenizer_sha256)))
         except OSError:
             return False
 
@@ -243,14 +246,15 @@ def load_query_encoder(folder: Path, info: QueryEncoderInfo, dim: int, threads: 
     """One loaded encoder per process, export folder and thread count (reloaded if the file is
     replaced). Queries run on ``QUERY_THREADS``; an index run passes every core."""
     try:
-        return _load(str(folder), info, dim, (folder / ONNX_FILE).stat().st_mtime_ns, threads)
+        stamp = tuple((folder / name).stat().st_mtime_ns for name in (ONNX_FILE, TOKENIZER_FILE))
+        return _load(str(folder), info, dim, stamp, threads)
     except Exception as exc:  # noqa: BLE001 - a damaged file: say which and how to get past it
         raise SearcherError(f"{folder / ONNX_FILE} or {TOKENIZER_FILE}: cannot load them ({_first_line(exc)}); "
                             f"{remedy}") from None
 
 
 @lru_cache(maxsize=8)
-def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: int, threads: int) -> OnnxQueryEncoder:
+def _load(folder: str, info: QueryEncoderInfo, dim: int, stamp: tuple[int, ...], threads: int) -> OnnxQueryEncoder:
     return OnnxQueryEncoder.open(Path(folder), info, dim, threads)
 
 
@@ -337,7 +341,7 @@ def make_export(encoder: Exportable, model: ModelInfo, special_tokens: int,
             if info.kind != "onnx":
                 return
             made = SharedExport(folder, model, encoder.precision, special_tokens, info,
-                                (tmp / ONNX_FILE).stat().st_size)
+                                (tmp / ONNX_FILE).stat().st_size, _sha256(tmp / TOKENIZER_FILE))
             (tmp / RECORD).write_text(json.dumps(made.to_dict(), indent=2) + "\n", encoding="utf-8")
             if folder.exists():          # a damaged copy: moved aside, then replaced
                 aside = folder.parent / f".{folder.name}.{os.getpid()}.old.tmp"
