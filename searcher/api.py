@@ -236,11 +236,12 @@ class Searcher:
         shared = find_export(config.model.fingerprint, config.precision)
         return shared is None or shared.info.sha256 != info.sha256
 
-    def _export_query_encoder(self) -> None:
+    def _export_query_encoder(self, up_front: bool = False) -> None:
         """Record in the manifest the shared export of the index's model, making it first (with torch,
         once per model and machine) when the user cache lacks it or holds a damaged copy; the
         outcome of a model that cannot be exported is recorded too (searches then use torch). An
-        index's own export from before the cache is dropped once the shared one is recorded."""
+        index's own export from before the cache is dropped once the shared one is recorded.
+        ``up_front``: made before the run embeds (from the reader thread, which leaves the store alone)."""
         config = self._read_config()
         if _static_index(config):
             self._config = update_manifest(self.path, "query_encoder", {"kind": "static"})
@@ -250,9 +251,11 @@ class Searcher:
             encoder = self._encoder_for(config)
             if isinstance(encoder, StaticEncoder):   # the manifest said so
                 return
-            store = self._open_store()
-            with store.snapshot():
-                sample = store.sample_texts(SAMPLE_CHUNKS)
+            sample: list[str] = []
+            if not up_front:
+                store = self._open_store()
+                with store.snapshot():
+                    sample = store.sample_texts(SAMPLE_CHUNKS)
             try:
                 made = make_export(encoder, config.model, encoder.special_tokens, sample)
             except OSError as exc:   # the machine's failure, not the model's: not recorded, the next run retries
@@ -332,7 +335,7 @@ class Searcher:
                 self._export_broken = True
             if not _static_index(config) and self._model_name in (None, config.model.name) and self._export_wanted():
                 try:
-                    self._export_query_encoder()     # tokenizing and embedding then go through it alone
+                    self._export_query_encoder(up_front=True)   # tokenizing and embedding then go through it
                 except SearcherError:   # the machine's failure (a full disk): the end of the run tries again, says it
                     return self._encoder_for(config)
                 self._export_broken = False
