@@ -89,7 +89,8 @@ def make_folders(work: Path, long_docs: int, per_file: int) -> dict[str, Path]:
 def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run ``cmd``; its CPU (user + sys), wall and peak RSS, from wait4 on it alone."""
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # cwd: a folder holding no package, so that PYTHONPATH alone says which searcher runs (-m puts cwd first)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - start
     out, err = p.stdout.read().decode(), p.stderr.read().decode()
