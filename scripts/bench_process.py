@@ -33,6 +33,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -89,11 +90,15 @@ def make_folders(work: Path, long_docs: int, per_file: int) -> dict[str, Path]:
 def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run ``cmd``; its CPU (user + sys), wall and peak RSS, from wait4 on it alone."""
     start = time.perf_counter()
-    # cwd: a folder holding no package, so that PYTHONPATH alone says which searcher runs (-m puts cwd first)
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - start
-    out, err = p.stdout.read().decode(), p.stderr.read().decode()
+    # cwd: a folder holding no package, so that PYTHONPATH alone says which searcher runs (-m puts cwd first);
+    # output to files, not pipes: a child's long --json output would fill a pipe nobody reads until wait4
+    with tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+        p = subprocess.Popen(cmd, env=env, stdout=fout, stderr=ferr, cwd="/")
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - start
+        fout.seek(0)
+        ferr.seek(0)
+        out, err = fout.read().decode(), ferr.read().decode()
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:6])}…: exit {p.returncode}\n{err[-2000:]}")
