@@ -300,8 +300,9 @@ def event_probe(event: str, idx: Path, removed: list[str]) -> Callable[[], bool]
         return lambda: all(documents_like(idx, f"%{name}") == 0 for name in removed)
     if event == "vectors":
         return lambda: bool(vector_files(idx) - vec0)
-    if event == "export":
-        return lambda: any(idx.glob(".encoder.onnx.*.tmp")) or (idx / "encoder.onnx").exists()
+    if event == "export":   # made in the user cache (one per model and machine): the campaign's own
+        exports = Path(ENV["SEARCHER_CACHE"]) / "onnx"
+        return lambda: any(exports.glob(".*.tmp")) or any(exports.glob("*/export.json"))
     raise ValueError(event)
 
 
@@ -525,8 +526,11 @@ def storage_faults(c: Campaign, world: World) -> None:
     damaged("manifest.json with flipped bytes", lambda i: flip(i / "manifest.json"))
     damaged("searcher.db header damaged", lambda i: flip_at(i / "searcher.db", range(16, 100)))
     damaged("searcher.db content bytes flipped (bit rot)", lambda i: flip(i / "searcher.db", 64))
-    damaged("encoder.onnx half-written", lambda i: os.truncate(i / "encoder.onnx", (i / "encoder.onnx").stat().st_size // 2))
-    damaged("encoder.tokenizer.json garbage", lambda i: (i / "encoder.tokenizer.json").write_text("{not json"))
+    def export_file(name: str) -> Path:   # the index's model export, shared in the campaign's user cache
+        return next((Path(ENV["SEARCHER_CACHE"]) / "onnx").glob(f"*/{name}"))
+    damaged("encoder.onnx half-written", lambda i: os.truncate(export_file("encoder.onnx"),
+                                                               export_file("encoder.onnx").stat().st_size // 2))
+    damaged("encoder.tokenizer.json garbage", lambda i: export_file("encoder.tokenizer.json").write_text("{not json"))
 
     def wal_deleted() -> str:
         """Commits still in the WAL of a killed writer, then -wal and -shm deleted: the database
@@ -562,13 +566,14 @@ def storage_faults(c: Campaign, world: World) -> None:
 
     def export_disk_full() -> str:
         with tmpfs(c.work / "fill-export", "8m") as mnt:
-            r = run(index_cmd(world.folder, mnt / "idx"))
+            env = {**ENV, "SEARCHER_CACHE": str(mnt / "cache")}    # the user cache fills, not the index
+            r = run(index_cmd(world.folder, mnt / "idx"), env=env)
             need(r.rc != 0 and one_line_error(r), f"not a one-line error: {r.err.strip()[-400:]}")
             manifest = json.loads((mnt / "idx" / "manifest.json").read_text())
             need("query_encoder" not in manifest, f"recorded: {manifest.get('query_encoder')}")
             need(not temp_files(mnt / "idx"), f"temporary files left: {temp_files(mnt / 'idx')}")
             remount(mnt, "size=400m")
-            again = run(index_cmd(world.folder, mnt / "idx"))
+            again = run(index_cmd(world.folder, mnt / "idx"), env=env)
             need(again.rc == 0, f"rerun on a freed disk failed: {again.err.strip()[-300:]}")
             kind = json.loads((mnt / "idx" / "manifest.json").read_text())["query_encoder"]["kind"]
             need(kind == "onnx", f"the rerun recorded {kind}")
@@ -945,6 +950,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="searcher-faults-", dir=args.work))
+    ENV["SEARCHER_CACHE"] = str(work / "cache")     # its own user cache: its rows damage the shared export
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     c = Campaign(work, SIZES[args.size], only_case=args.case)
     try:

@@ -17,10 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 from .config import IndexConfig, read_manifest, update_manifest, vectors_entry, write_manifest
 from .embed.base import TextEncoder
-from .embed.encoder import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_reranker
+from .embed.encoder import DEFAULT_MODEL, DEFAULT_PRECISION, Encoder, load_reranker, resolve_model
 from .embed.models import load_model
-from .embed.onnx import QUERY_THREADS, SAMPLE_CHUNKS, OnnxQueryEncoder, exported, load_query_encoder, unavailable
-from .embed.onnx import export as export_query_encoder
+from .embed.onnx import (
+    ONNX_FILE,
+    QUERY_THREADS,
+    SAMPLE_CHUNKS,
+    TOKENIZER_FILE,
+    OnnxQueryEncoder,
+    QueryEncoderInfo,
+    export_for_source,
+    exported,
+    find_export,
+    load_export,
+    load_query_encoder,
+    make_export,
+    remember_source,
+    unavailable,
+)
 from .embed.static import StaticEncoder, is_static
 from .errors import SearcherError
 from .ingest.chunking import ChunkingConfig
@@ -167,46 +181,105 @@ class Searcher:
                     f"(dim {info.dim}, weights {info.fingerprint[:12]}); leave out --model or build a new index")
         return self._encoder
 
-    def _light_encoder(self, config: IndexConfig, threads: int = QUERY_THREADS) -> OnnxQueryEncoder | None:
-        """The ONNX export in the index folder (no torch in the process) when it exists and passed
-        its check, else None. A --model other than the index's own name is loaded with torch, so
-        that its weights can be compared with the manifest. A static model needs none: its own
-        encoder is a table lookup (numpy and tokenizers)."""
-        if _static_index(config):
+    # ---- the shared ONNX export (embed/onnx.py): one per model and machine, in the user cache -----
+    def _light_encoder(self, config: IndexConfig, threads: int = QUERY_THREADS,
+                       check: bool = False) -> OnnxQueryEncoder | None:
+        """The index's checked ONNX export (no torch in the process) when it exists: the shared one
+        in the user cache, or the index's own for an index made before the cache; else None. A
+        --model other than the index's own name is loaded with torch, so that its weights can be
+        compared with the manifest. A static model needs none: its own encoder is a table lookup.
+        ``check``: hash the shared file against its record first (index runs)."""
+        if _static_index(config) or self._model_name not in (None, config.model.name):
             return None
-        if unavailable(self.path, config.query_encoder) is None and self._model_name in (None, config.model.name):
-            return load_query_encoder(self.path, config.query_encoder, config.model.dim, threads)
-        return None
+        qe = config.query_encoder
+        if qe is not None and qe.in_folder:
+            if unavailable(self.path, qe, config.model, config.precision) is None:
+                return load_query_encoder(self.path, qe, config.model.dim, threads)
+            return None
+        if qe is not None and qe.kind == "torch":
+            return None
+        shared = find_export(config.model.fingerprint, config.precision)
+        if shared is None:
+            return None
+        if check and not shared.intact():
+            raise SearcherError(f"{shared.folder}: its files' bytes are not those checked when they were made")
+        return load_export(shared, config.model.name, threads)
 
     def _query_encoder(self, config: IndexConfig) -> QueryEncoder:
         """For searching: the light encoder, else the torch model."""
         return self._light_encoder(config) or self._encoder_for(config)
 
+    def _new_index_model(self) -> Encoder | StaticEncoder | OnnxQueryEncoder:
+        """The model of an index being created: the shared export when this model folder was
+        exported before (no torch: the record says dimension, window and weights), else the model."""
+        name, precision = self._model_name or DEFAULT_MODEL, self._precision or DEFAULT_PRECISION
+        if self._ray_address is None and not is_static(name):
+            try:
+                if (shared := export_for_source(resolve_model(name), precision)) is not None:
+                    return load_export(shared, name, len(os.sched_getaffinity(0)))
+            except SearcherError:   # a damaged export: load the model, and make it again
+                pass
+        return self._encoder_for(None)
+
+    def _same_weights(self, config: IndexConfig) -> bool:
+        """Whether --model names a model folder whose shared export records the index's weights
+        (found by the folder's content, without loading the model)."""
+        name = self._model_name or config.model.name
+        if is_static(name):
+            return False
+        shared = export_for_source(resolve_model(name), config.precision)
+        return shared is not None and shared.model.fingerprint == config.model.fingerprint
+
     def _export_wanted(self) -> bool:
-        """Export at the end of a write when the index has no export recorded, or its recorded one
-        is gone or did not load in this run (deleted or damaged files): the model is at hand."""
-        info = self._read_config().query_encoder
+        """Record an export at the end of a write when the manifest has none yet, names another
+        file than the cache holds, or the index's own export is gone or did not load in this run."""
+        config = self._read_config()
+        info = config.query_encoder
         if info is None or self._export_broken:
             return True
-        return info.kind == "onnx" and not exported(self.path)
+        if info.kind != "onnx":
+            return False
+        if info.in_folder:
+            return not exported(self.path)
+        shared = find_export(config.model.fingerprint, config.precision)
+        return shared is None or shared.info.sha256 != info.sha256
 
-    def _export_query_encoder(self) -> None:
-        """Once per index, at the end of its first write (or the first write of an index made before
-        exports existed): export the model for the light query encoder, record the outcome."""
+    def _export_query_encoder(self, up_front: bool = False) -> None:
+        """Record in the manifest the shared export of the index's model, making it first (with torch,
+        once per model and machine) when the user cache lacks it or holds a damaged copy; the
+        outcome of a model that cannot be exported is recorded too (searches then use torch). An
+        index's own export from before the cache is dropped once the shared one is recorded.
+        ``up_front``: made before the run embeds (from the reader thread, which leaves the store alone)."""
         config = self._read_config()
         if _static_index(config):
             self._config = update_manifest(self.path, "query_encoder", {"kind": "static"})
             return
-        store = self._open_store()
-        with store.snapshot():
-            sample = store.sample_texts(SAMPLE_CHUNKS)
-        try:
-            exported = export_query_encoder(self._encoder_for(config), self.path, sample)
-        except OSError as exc:   # the machine's failure, not the model's: not recorded, the next run retries
-            raise SearcherError(f"{self.path}: the index is up to date, but exporting its model for fast searches "
-                                f"failed ({exc.strerror or exc}); searches use torch until a later `searcher "
-                                "index` run exports it (free space or fix permissions, then run it again)") from None
-        self._config = update_manifest(self.path, "query_encoder", exported.to_dict())
+        shared = find_export(config.model.fingerprint, config.precision)
+        if shared is None or not shared.intact():
+            encoder = self._encoder_for(config)
+            if isinstance(encoder, StaticEncoder):   # the manifest said so
+                return
+            sample: list[str] = []
+            if not up_front:
+                store = self._open_store()
+                with store.snapshot():
+                    sample = store.sample_texts(SAMPLE_CHUNKS)
+            try:
+                made = make_export(encoder, config.model, encoder.special_tokens, sample)
+            except OSError as exc:   # the machine's failure, not the model's: not recorded, the next run retries
+                raise SearcherError(f"{self.path}: the index is up to date, but exporting its model for fast "
+                                    f"searches failed ({exc.strerror or exc}); searches use torch until a later "
+                                    "`searcher index` run exports it (free space or fix permissions in "
+                                    f"{exc.filename or 'the user cache'}, then run it again)") from None
+            if isinstance(made, QueryEncoderInfo):
+                self._config = update_manifest(self.path, "query_encoder", made.to_dict())
+                return
+            shared = made
+        if isinstance(self._encoder, Encoder):
+            remember_source(resolve_model(self._encoder.name), config.model.fingerprint)
+        self._config = update_manifest(self.path, "query_encoder", shared.info.to_dict())
+        for name in (ONNX_FILE, TOKENIZER_FILE):    # the index's own copy, from before the shared cache
+            (self.path / name).unlink(missing_ok=True)
 
     def _open_store(self) -> Store:
         if self._store is None:
@@ -217,7 +290,7 @@ class Searcher:
     def _create(self) -> IndexConfig:
         """Make a new, empty index folder; the manifest is written last, so a cut-short creation
         leaves no index behind, only files that the next attempt reuses."""
-        encoder = self._encoder_for(None)
+        encoder = self._new_index_model()
         max_tokens = self._chunk_tokens or encoder.max_chunk_tokens
         if max_tokens > encoder.max_chunk_tokens:
             raise SearcherError(f"chunk size {max_tokens} is more than model '{encoder.name}' can read "
@@ -254,7 +327,7 @@ class Searcher:
             images.create_tables(self._open_store())     # before the manifest names a model: readers find them
             config = update_manifest(self.path, "image_model", info.to_dict())
         self._config = config
-        if self._model_name is not None:
+        if self._model_name is not None and not self._same_weights(config):
             self._encoder_for(config)   # a wrong --model is an error even when nothing needs embedding
         if self._image_model_name is not None:
             self._image_encoder(config)
@@ -271,14 +344,28 @@ class Searcher:
         return Writer(store, vectors, lambda: self._index_encoder(config), config.chunking, images)
 
     def _index_encoder(self, config: IndexConfig) -> TextEncoder:
-        """The encoder for indexing: the index's checked ONNX export on every core (a run that
-        changes one file never loads torch), else the local model, or a Ray cluster running it."""
+        """The encoder for indexing: the model's checked ONNX export on every core (after the first
+        index of a model on the machine, a run never loads torch), made first when the cache lacks
+        it; else the local model, or a Ray cluster running it."""
         if self._ray_address is None:
+            cores = len(os.sched_getaffinity(0))
             try:
-                return self._light_encoder(config, len(os.sched_getaffinity(0))) or self._encoder_for(config)
-            except SearcherError:   # a damaged export: index with the model, and export it again at the end
+                if light := self._light_encoder(config, cores, check=True):
+                    return light
+            except SearcherError:   # a damaged export: made again below, or at the end of the run
                 self._export_broken = True
-                return self._encoder_for(config)
+            if not _static_index(config) and self._model_name in (None, config.model.name) and self._export_wanted():
+                try:
+                    self._export_query_encoder(up_front=True)   # tokenizing and embedding then go through it
+                except SearcherError:   # the machine's failure (a full disk): the end of the run tries again, says it
+                    return self._encoder_for(config)
+                self._export_broken = False
+                try:
+                    if light := self._light_encoder(self._read_config(), cores):
+                        return light
+                except SearcherError:
+                    self._export_broken = True
+            return self._encoder_for(config)
         encoder = self._encoder_for(config)
         if self._ray_encoder is None:
             from .embed.ray_encoder import RayEncoder
@@ -582,11 +669,12 @@ class Searcher:
         """Load now what the first request would otherwise wait for (servers call this at start):
         the query encoder and the vectors of an existing index, the indexing model for a new one.
         ``writing``: also the indexing model (a watcher's first save should not wait for it)."""
-        if not self.exists or writing:
-            self._encoder_for(self._read_config() if self.exists else None)
         if not self.exists:
+            self._new_index_model()
             return
         config = self._read_config()
+        if writing:
+            self._light_encoder(config, len(os.sched_getaffinity(0))) or self._encoder_for(config)
         self._query_encoder(config)
         store = self._open_store()
         with store.snapshot():
@@ -604,7 +692,9 @@ class Searcher:
                 stats["images"] = images.count(store) if images.has_tables(store) else 0
         size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
         static = _static_index(config)
-        why_torch = None if static else unavailable(self.path, config.query_encoder)
+        why_torch = None if static else unavailable(self.path, config.query_encoder, config.model, config.precision)
+        own = config.query_encoder is not None and config.query_encoder.in_folder   # an index from before the cache
+        shared = None if static or why_torch or own else find_export(config.model.fingerprint, config.precision)
         ann = saved_info(self.path) or {}
         return {
             "index": str(self.path), **stats, "model": config.model.to_dict(),
@@ -619,7 +709,8 @@ class Searcher:
             "vector_store": config.vector_store.kind,
             "query_encoder": {**(config.query_encoder.to_dict() if config.query_encoder else {}),
                               "active": "static" if static else "torch" if why_torch else "onnx",
-                              "why_torch": why_torch},
+                              "why_torch": why_torch,
+                              **({"file": str(shared.folder / ONNX_FILE)} if shared else {})},
             "disk_bytes": size,
             "image_model": config.image_model.to_dict() if config.image_model else None,
         }

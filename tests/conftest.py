@@ -1,11 +1,14 @@
 """Shared fixtures: the real packaged model, a tiny locally built model, and small real folders."""
 from __future__ import annotations
 
+import atexit
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,11 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One user cache for the whole session, never the user's own: the first index of the default model
+# makes its ONNX export there, every later index (and child process) shares it, as on a real machine.
+SESSION_CACHE = tempfile.mkdtemp(prefix="searcher-test-cache-")
+os.environ["SEARCHER_CACHE"] = SESSION_CACHE
+atexit.register(shutil.rmtree, SESSION_CACHE, ignore_errors=True)
 
 NOTES = {
     "ops/logging.md": "# Logging\n\nThe application writes its logs to /var/log/app.\n\n"

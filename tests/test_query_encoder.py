@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from searcher import Searcher
 from searcher.embed.base import CHECK_TEXTS, MIN_COSINE
 from searcher.embed.encoder import DEFAULT_MODEL, Encoder, resolve_model
-from searcher.embed.onnx import ONNX_FILE, TOKENIZER_FILE, OnnxQueryEncoder, export
+from searcher.embed.onnx import ONNX_FILE, OnnxQueryEncoder, export
 
 from .conftest import NOTES, run_cli
 
@@ -160,15 +161,18 @@ def test_warm_loads_the_query_encoder_and_vectors_without_torch(tmp_path: Path, 
     assert r.stdout.strip().endswith("logging.md")
 
 
-def test_index_without_an_export_falls_back_to_torch_and_the_next_run_exports(tmp_path: Path, notes: Path):
-    """An index whose ONNX file is gone, or made before exports existed (no record in the manifest),
-    is searched with torch, says why, and (the latter) gains the export on its next index run."""
+def test_index_without_an_export_falls_back_to_torch_and_the_next_run_exports(tmp_path: Path, notes: Path,
+                                                                              monkeypatch):
+    """An index whose shared export is gone from the user cache, or made before exports existed (no
+    record in the manifest), is searched with torch, says why, and gains the export on its next run."""
+    monkeypatch.setenv("SEARCHER_CACHE", str(tmp_path / "cache"))    # its own: this test deletes it
     s = Searcher(tmp_path / "idx")
     s.index(notes)
     expected = [(h.id, h.chunk) for h in s.search("how do I rotate the logs", k=3, mode="dense")]
-    (tmp_path / "idx" / ONNX_FILE).unlink()
+    assert not (tmp_path / "idx" / ONNX_FILE).exists()
+    shutil.rmtree(tmp_path / "cache" / "onnx")
     gone = Searcher(tmp_path / "idx")
-    assert f"{ONNX_FILE} or {TOKENIZER_FILE} is missing" in gone.info()["query_encoder"]["why_torch"]
+    assert "missing from the user cache" in gone.info()["query_encoder"]["why_torch"]
     assert [(h.id, h.chunk) for h in gone.search("how do I rotate the logs", k=3, mode="dense")] == expected
 
     manifest = tmp_path / "idx" / "manifest.json"
@@ -187,6 +191,7 @@ def test_index_without_an_export_falls_back_to_torch_and_the_next_run_exports(tm
     old.index(notes)
     info = Searcher(tmp_path / "idx").info()["query_encoder"]
     assert info["active"] == "onnx" and info["min_cosine"] >= MIN_COSINE
+    assert info["file"].startswith(str(tmp_path / "cache"))
     assert json.loads(manifest.read_text())["created"] == data["created"]
     r = run_cli("search", "how do I rotate the logs", "--index", str(tmp_path / "idx"), "-k", "3", "--mode", "dense",
                 "--json", env=_blocked_env(tmp_path, HEAVY))

@@ -1,17 +1,22 @@
 """What the indexing encoder, the ONNX query encoder and the Ray workers share: the texts and bound
-of the export check, the unknown-token share, and the record of a model's identity.
+of the export check, the unknown-token share, the record of a model's identity, and the user cache
+where derived models (ONNX exports, static tables) are made once per machine.
 
 Kept apart so that each encoder imports it and none imports another.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+CACHE_ENV = "SEARCHER_CACHE"
 MIN_COSINE = 1 - 1e-5
 # texts per ONNX Runtime call, at most: with the texts sorted by length, 4-8 run as fast as 32 here
 # (cranfield: 54 chunks/s at 8 and 52 at 32) for far less memory (peak RSS 1.08 against 1.78 GB)
@@ -29,6 +34,26 @@ CHECK_TEXTS = (
     "!!! ??? ### 12345 0.5e-3 https://example.org/a?b=c",
     " ".join(f"sentence {i} of a very long document about tokenization and truncation limits." for i in range(200)),
 )
+
+
+def cache_root() -> Path:
+    """The user cache folder for derived models (never the repository, never an index):
+    ``$SEARCHER_CACHE``, else ``$XDG_CACHE_HOME/searcher``, else ``~/.cache/searcher``."""
+    if env := os.environ.get(CACHE_ENV):
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "searcher"
+
+
+def made_once(folder: Path, ready: Callable[[Path], bool], make: Callable[[], object]) -> None:
+    """Call ``make`` unless ``folder`` is ``ready``, one process at a time: the others wait on a lock
+    file beside the folder, then find it made. ``make`` builds beside ``folder`` and renames."""
+    if ready(folder):
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready(folder):
+            make()
 
 
 def blind_share(ids: Sequence[int], pieces: Sequence[str | None], unk: int | None) -> float:

@@ -191,6 +191,7 @@ class Encoder:
             options.intra_op_num_threads = torch.get_num_threads()
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # as embed/onnx.py's
             self._session = ort.InferenceSession(self.onnx_model(), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - no ONNX Runtime, or a model it cannot run: use torch
             text = str(exc).strip()

@@ -10,7 +10,6 @@ a search never imports torch or onnxruntime. Distilling needs torch, once. See d
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -25,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import SearcherError
-from .base import ModelInfo, blind_share
+from .base import CACHE_ENV as CACHE_ENV  # re-exported: scripts and tests name it here
+from .base import ModelInfo, blind_share, cache_root, made_once
 
 STATIC_MODEL = "static"
-CACHE_ENV = "SEARCHER_CACHE"
 # Model2Vec's own defaults, which measured best of the variants tried (docs/static.md)
 PCA_DIMS = 256
 SIF_COEFFICIENT = 1e-4
@@ -37,13 +36,6 @@ MAX_SEQ_LENGTH = 256
 GATHER_TOKENS = 8192              # table rows copied at a time when averaging (8 MB at 256 dimensions)
 RECORD = "searcher.json"          # in a distilled folder: its source, settings and fingerprint
 _FILES = ("model.safetensors", "tokenizer.json")
-
-
-def cache_root() -> Path:
-    """The user cache folder for derived models (never the repository, never an index)."""
-    if env := os.environ.get(CACHE_ENV):
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "searcher"
 
 
 def is_static(name: str) -> bool:
@@ -127,12 +119,7 @@ def distilled(source: Path, keep: Sequence[str] | None = None) -> Path:
     """The cached table distilled from ``source``, distilling it first if needed (one process at a
     time: others wait on a lock file and then find it made)."""
     folder = cache_folder(source, keep)
-    if not (folder / RECORD).is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with open(folder.parent / f"{folder.name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (folder / RECORD).is_file():
-                distill(source, folder, keep)
+    made_once(folder, lambda f: (f / RECORD).is_file(), lambda: distill(source, folder, keep))
     return folder
 
 
