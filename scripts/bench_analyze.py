@@ -43,6 +43,7 @@ from searcher.analyze.similar import TERMS, top_terms  # noqa: E402
 from searcher.analyze.units import Units, neighbours, normalise  # noqa: E402
 from searcher.ingest.chunking import sentences  # noqa: E402
 from searcher.search.evaluation import load_collection, ndcg  # noqa: E402
+from searcher.store.keyword import fts_tokens  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DRAWS = 5                      # random mixes per outlier setting
@@ -73,10 +74,9 @@ def bench_similar(name: str, s: Searcher, data: Path) -> dict[str, float]:
         return [units.ids[i] for i in np.argsort(-sims)[:10]]
 
     def more_like_this(d: str) -> list[str]:
-        words = top_terms(store, units.terms[pos[d]].split(), TERMS)
-        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-        rows = store.analysis_chunks(chunk_ids=[c for c, _ in store.keyword_search(match, 100)])[0]
-        scores = dict(store.keyword_search(match, 100))
+        tokens = fts_tokens(" ".join(top_terms(store, units.terms[pos[d]].split(), TERMS)))
+        scores = dict(store.keyword_search(tokens, 100))
+        rows = store.analysis_chunks(chunk_ids=list(scores))[0]
         best: dict[str, float] = {}
         for r in rows:
             if r.doc_id != d:

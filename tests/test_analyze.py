@@ -83,6 +83,29 @@ def test_similar_finds_the_edited_copy_first(corpus):
                                                                       filters={"path": "bio/*"}))
 
 
+def test_similar_fuses_shared_words_with_meaning(tmp_path):
+    """The keyword leg counts: the note worded like the asked one comes first although two others are
+    closer by cosine alone (with the leg dead — as after a change of keyword_search's arguments —
+    the order is the cosine's)."""
+    notes = {
+        "q.txt": "Calibration log for sensor QX7731: drift measured after the QX7731 firmware update, corrected by "
+                 "a new offset.",
+        "same-words.txt": "Calibration log for the pressure sensor: drift measured after the firmware update, "
+                          "corrected with a new offset.",
+        "b.txt": "Sensor drift after a firmware update is corrected by recalibrating the offset.",
+        "c.txt": "Firmware updates can change a sensor's calibration offset; measure drift afterwards.",
+        "d.txt": "A recipe for apple pie with cinnamon and butter.",
+    }
+    for name, text in notes.items():
+        (tmp_path / "docs").mkdir(exist_ok=True)
+        (tmp_path / "docs" / name).write_text(text)
+    with Searcher(tmp_path / "index") as s:
+        s.index(tmp_path / "docs")
+        found = s.similar(str(tmp_path / "docs" / "q.txt"), k=4)
+    assert Path(found[0].path).name == "same-words.txt"
+    assert found[0].cosine < max(f.cosine for f in found[1:])
+
+
 def test_duplicates_tiers(corpus):
     aero = corpus["docs"] / "aero"
     with Searcher(corpus["index"]) as s:

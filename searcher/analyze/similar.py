@@ -24,6 +24,7 @@ from ..ingest.readers import kind_of
 from ..ingest.walk import FileEntry, Unreadable, read_document
 from ..records import Filters, Similar
 from ..search.fusion import zscore
+from ..store.keyword import fts_tokens
 from ..store.keyword import terms as index_terms
 from ..store.protocol import VectorStore
 from ..store.sqlite import Store
@@ -56,8 +57,7 @@ def similar(store: Store, vectors: VectorStore, query_vectors: np.ndarray, query
     n = max(CANDIDATES, 4 * k)
     _, dense_ids = vectors.search(q, n, allowed)
     words = top_terms(store, query_terms)
-    match = " OR ".join('"' + t.replace('"', '""') + '"' for t in words)
-    keyword = store.keyword_search(match, n, filters) if words else []
+    keyword = store.keyword_search(fts_tokens(" ".join(words)), n, filters) if words else []
     hit_chunks, _ = store.analysis_chunks(chunk_ids=[*map(int, dense_ids), *(c for c, _ in keyword)])
     doc_of = {c.id: c.doc_id for c in hit_chunks}
     wanted = sorted(set(doc_of.values()) - {exclude})
